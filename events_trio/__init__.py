@@ -1,0 +1,1 @@
+"""events-trio: pipeline notifications from many project servers to one chat channel."""

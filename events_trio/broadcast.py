@@ -1,0 +1,245 @@
+"""A tokio-style broadcast channel on Trio.
+
+Semantics (tokio ``sync::broadcast``):
+
+* fixed capacity; ``send_nowait`` never blocks and never waits for receivers;
+* every receiver has its own cursor and sees only what was sent after it
+  subscribed;
+* a receiver more than ``capacity`` messages behind gets :class:`Lagged`
+  (with the number it lost) on its next receive, then continues from the
+  oldest retained message;
+* when every sender is closed, receivers drain what is left and then get
+  :class:`trio.EndOfChannel`.
+
+The shape follows trio's own ``_channel.py``: one private state object,
+endpoints that implement ``trio.abc.SendChannel`` / ``trio.abc.ReceiveChannel``,
+a synchronous ``close()`` that cancelled code can still call, and
+``statistics()`` returning a frozen record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
+
+import trio
+
+T = TypeVar("T")
+
+DEFAULT_CHANNEL_CAPACITY: Final = 1024
+
+
+class Lagged(Exception):
+    """The receiver fell behind and ``skipped`` messages were overwritten.
+
+    The next receive continues from the oldest message still retained.
+    """
+
+    def __init__(self, skipped: int) -> None:
+        super().__init__(f"receiver lagged behind and skipped {skipped} messages")
+        self.skipped = skipped
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStatistics:
+    """A snapshot of a broadcast channel's state."""
+
+    capacity: int
+    buffered: int
+    sent: int
+    open_senders: int
+    open_receivers: int
+
+
+@dataclass(slots=True)
+class _State(Generic[T]):
+    capacity: int
+    # (sequence number, message); the oldest is at the left.
+    ring: deque[tuple[int, T]] = field(default_factory=deque)
+    next_seq: int = 0
+    open_senders: int = 0
+    open_receivers: int = 0
+    lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+
+    @property
+    def closed(self) -> bool:
+        return self.open_senders == 0
+
+    def oldest_seq(self) -> int:
+        return self.ring[0][0] if self.ring else self.next_seq
+
+
+def open_broadcast_channel(
+    capacity: int = DEFAULT_CHANNEL_CAPACITY,
+) -> tuple[BroadcastSender[T], BroadcastReceiver[T]]:
+    """Open a broadcast channel, like ``tokio::sync::broadcast::channel``.
+
+    Args:
+        capacity: How many messages are retained for slow receivers.
+
+    Returns:
+        A sender and a first receiver. More receivers come from
+        :meth:`BroadcastSender.subscribe`; more senders from ``clone()``.
+
+    Raises:
+        ValueError: ``capacity`` is less than 1.
+    """
+    if capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    state: _State[T] = _State(capacity)
+    sender = BroadcastSender(state)
+    return sender, sender.subscribe()
+
+
+class BroadcastSender(trio.abc.SendChannel[T]):
+    """The sending end. ``send_nowait`` (alias ``publish``) never blocks."""
+
+    def __init__(self, state: _State[T]) -> None:
+        self._state = state
+        self._closed = False
+        state.open_senders += 1
+
+    def send_nowait(self, value: T) -> int:
+        """Broadcast ``value`` to every current receiver.
+
+        Returns:
+            How many receivers will see it (0 is not an error: with no
+            receivers the message is dropped and nothing is retained).
+
+        Raises:
+            trio.ClosedResourceError: this sender was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("this sender is closed")
+        state = self._state
+        if state.open_receivers:
+            state.ring.append((state.next_seq, value))
+            if len(state.ring) > state.capacity:
+                state.ring.popleft()
+            state.lot.unpark_all()
+        state.next_seq += 1
+        return state.open_receivers
+
+    publish = send_nowait
+
+    async def send(self, value: T) -> None:
+        """Like :meth:`send_nowait`, plus a checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.send_nowait(value)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def subscribe(self) -> BroadcastReceiver[T]:
+        """A new receiver that sees messages sent from now on."""
+        return BroadcastReceiver(self._state, self._state.next_seq)
+
+    def clone(self) -> BroadcastSender[T]:
+        """Another sender; the channel stays open until the last one closes."""
+        if self._closed:
+            raise trio.ClosedResourceError("this sender is closed")
+        return BroadcastSender(self._state)
+
+    def close(self) -> None:
+        """Close this sender (idempotent). Synchronous, so cancelled code can call it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._state.open_senders -= 1
+        if self._state.closed:
+            self._state.lot.unpark_all()
+
+    async def aclose(self) -> None:
+        """Close this sender and checkpoint."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> BroadcastStatistics:
+        """A snapshot of the channel's state."""
+        return _statistics(self._state)
+
+
+class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
+    """A receiving end with its own cursor."""
+
+    def __init__(self, state: _State[T], cursor: int) -> None:
+        self._state = state
+        self._cursor = cursor
+        self._closed = False
+        state.open_receivers += 1
+
+    def receive_nowait(self) -> T:
+        """The next message, without waiting.
+
+        Raises:
+            Lagged: messages were lost since the last receive.
+            trio.WouldBlock: nothing new yet.
+            trio.EndOfChannel: every sender closed and nothing is left.
+            trio.ClosedResourceError: this receiver was closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("this receiver is closed")
+        state = self._state
+        oldest = state.oldest_seq()
+        if self._cursor < oldest:
+            skipped = oldest - self._cursor
+            self._cursor = oldest
+            raise Lagged(skipped)
+        if self._cursor < state.next_seq:
+            value = state.ring[self._cursor - oldest][1]
+            self._cursor += 1
+            return value
+        if state.closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> T:
+        """The next message, waiting for one if needed (same errors as ``receive_nowait``)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            value = self.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return value
+        while True:
+            await self._state.lot.park()
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                continue
+
+    def clone(self) -> BroadcastReceiver[T]:
+        """An independent receiver at this receiver's position."""
+        if self._closed:
+            raise trio.ClosedResourceError("this receiver is closed")
+        return BroadcastReceiver(self._state, self._cursor)
+
+    def close(self) -> None:
+        """Close this receiver (idempotent); it stops holding messages back."""
+        if self._closed:
+            return
+        self._closed = True
+        state = self._state
+        state.open_receivers -= 1
+        if state.open_receivers == 0:
+            state.ring.clear()
+
+    async def aclose(self) -> None:
+        """Close this receiver and checkpoint."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> BroadcastStatistics:
+        """A snapshot of the channel's state."""
+        return _statistics(self._state)
+
+
+def _statistics(state: _State[T]) -> BroadcastStatistics:
+    return BroadcastStatistics(
+        capacity=state.capacity,
+        buffered=len(state.ring),
+        sent=state.next_seq,
+        open_senders=state.open_senders,
+        open_receivers=state.open_receivers,
+    )

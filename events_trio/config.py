@@ -1,0 +1,106 @@
+"""Project-server settings: defaults, validation, environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from .broadcast import DEFAULT_CHANNEL_CAPACITY
+from .buffer import DEFAULT_CAPACITY, ClockMs, wall_clock_ms
+from .errors import ConfigError
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 7070
+#: Seconds in-flight requests get to finish after a shutdown signal.
+DEFAULT_GRACEFUL_TIMEOUT_S: Final = 5.0
+#: Seconds an idle keep-alive connection is kept open.
+DEFAULT_KEEP_ALIVE_S: Final = 75.0
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+ENV_PREFIX: Final = "EVENTS_TRIO_"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Settings of one project server (``events-trio serve``).
+
+    Attributes:
+        host: Interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one (tests).
+        capacity: Events kept in the buffer; the oldest is evicted beyond it.
+        channel_capacity: Broadcast channel capacity (messages a slow
+            subscriber may fall behind before it lags).
+        graceful_timeout_s: Grace period for in-flight requests at shutdown.
+        keep_alive_s: Idle keep-alive timeout.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        clock_ms: Wall clock in ms used for stamps (injectable for tests).
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    capacity: int = DEFAULT_CAPACITY
+    channel_capacity: int = DEFAULT_CHANNEL_CAPACITY
+    graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
+    log_level: str = "info"
+    pipeline: Path | None = None
+    ingest_token: str | None = field(default=None, repr=False)
+    clock_ms: ClockMs = field(default=wall_clock_ms, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0..65535, got {self.port}")
+        if self.capacity < 1:
+            raise ConfigError(f"capacity must be at least 1, got {self.capacity}")
+        if self.channel_capacity < 1:
+            raise ConfigError(f"channel capacity must be at least 1, got {self.channel_capacity}")
+        if self.graceful_timeout_s < 0:
+            raise ConfigError("graceful timeout must not be negative")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+
+    def replace(self, **changes: object) -> ServerConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        """Base URL for the configured host and port."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Settings from ``EVENTS_TRIO_*`` variables (HOST, PORT, CAPACITY,
+        CHANNEL_CAPACITY, GRACEFUL_TIMEOUT, LOG_LEVEL, PIPELINE, INGEST_TOKEN).
+
+        Raises:
+            ConfigError: a variable does not parse; the message names it.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for suffix, (name, convert) in _ENV_FIELDS.items():
+            raw = env.get(ENV_PREFIX + suffix)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = convert(raw)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{suffix}: cannot parse {raw!r}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+#: Environment variable suffix -> (field, converter).
+_ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
+    "HOST": ("host", str),
+    "PORT": ("port", int),
+    "CAPACITY": ("capacity", int),
+    "CHANNEL_CAPACITY": ("channel_capacity", int),
+    "GRACEFUL_TIMEOUT": ("graceful_timeout_s", float),
+    "LOG_LEVEL": ("log_level", str.lower),
+    "PIPELINE": ("pipeline", Path),
+    "INGEST_TOKEN": ("ingest_token", str),
+}

@@ -1,0 +1,113 @@
+"""``GET /api/events`` without the web framework: parameters in, response out.
+
+Kept apart from ``app.py`` so the Quart route and any lean ASGI path share
+one implementation of the wire contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .buffer import EventBuffer
+from .errors import InvalidParameter
+from .events import U64_MAX
+from .longpoll import MAX_WAIT_S
+
+_U64_DIGITS: Final = len(str(U64_MAX))
+_DECIMAL: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+SINCE_MESSAGE: Final = (
+    f"since must be an unsigned integer of milliseconds: ASCII digits only, 0..{U64_MAX}"
+)
+WAIT_MESSAGE: Final = "wait must be a non-negative decimal number of seconds (capped at 30)"
+
+#: Response headers (documented in docs/protocol.md).
+H_INSTANCE: Final = "X-Events-Instance"
+H_LATEST: Final = "X-Events-Latest-Ms"
+H_OLDEST: Final = "X-Events-Oldest-Ms"
+H_MISSED: Final = "X-Events-Missed"
+H_EVICTED: Final = "X-Events-Evicted"
+H_LOST: Final = "X-Events-Lost"
+H_CAPACITY: Final = "X-Events-Capacity"
+H_WAIT: Final = "X-Events-Wait-Max"
+
+
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    """Parsed query of ``GET /api/events``."""
+
+    since: int = 0
+    wait: float = 0.0
+
+
+def parse_u64(text: str) -> int | None:
+    """Parse ``text`` the way Rust parses a ``u64``; ``None`` if it does not.
+
+    ASCII digits only (leading zeros allowed), value 0..2^64-1. Never calls
+    ``int()`` on more than 20 digits (3.11 refuses strings over 4,300).
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > _U64_DIGITS:
+        return None
+    value = int(significant or "0")
+    return value if value <= U64_MAX else None
+
+
+def parse_wait(text: str) -> float | None:
+    """Parse a non-negative decimal number of seconds, capped at ``MAX_WAIT_S``."""
+    if not text.isascii() or not _DECIMAL.fullmatch(text):
+        return None
+    return min(float(text), MAX_WAIT_S)
+
+
+def _single(values: list[str], name: str, message: str) -> str | None:
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidParameter(name, f"{name} given more than once; {message}")
+    return values[0]
+
+
+def parse_events_query(args: Mapping[str, list[str]]) -> EventsQuery:
+    """Parse ``since`` and ``wait``; other parameters are ignored (as in Rust).
+
+    Args:
+        args: Query parameters, each name with all of its values.
+
+    Raises:
+        InvalidParameter: naming ``since`` or ``wait``.
+    """
+    since = 0
+    raw = _single(args.get("since", []), "since", SINCE_MESSAGE)
+    if raw is not None:
+        parsed = parse_u64(raw)
+        if parsed is None:
+            raise InvalidParameter("since", SINCE_MESSAGE)
+        since = parsed
+    wait = 0.0
+    raw = _single(args.get("wait", []), "wait", WAIT_MESSAGE)
+    if raw is not None:
+        parsed_wait = parse_wait(raw)
+        if parsed_wait is None:
+            raise InvalidParameter("wait", WAIT_MESSAGE)
+        wait = parsed_wait
+    return EventsQuery(since, wait)
+
+
+def events_headers(buffer: EventBuffer, since: int) -> Iterable[tuple[str, str]]:
+    """Metadata headers for a response to ``since`` (body unchanged)."""
+    snap = buffer.snapshot()
+    yield H_INSTANCE, snap.instance
+    yield H_LATEST, str(snap.latest_ms)
+    if snap.oldest_ms is not None:
+        yield H_OLDEST, str(snap.oldest_ms)
+    yield H_MISSED, str(buffer.missed_since(since))
+    yield H_EVICTED, str(snap.evicted)
+    yield H_LOST, str(snap.lost)
+    yield H_CAPACITY, str(snap.capacity)
+    yield H_WAIT, f"{MAX_WAIT_S:g}"

@@ -1,0 +1,138 @@
+"""``run_server``: one nursery supervising the event hub and Hypercorn.
+
+Shutdown order (DESIGN.md "Clean shutdown"): stop accepting, release
+long-polls at once with what they have, let in-flight requests finish
+within the grace period, close the broadcast channel (the subscriber
+drains), return.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from .app import create_app
+from .config import ServerConfig
+from .errors import StartupError
+from .guard import guard
+from .hub import EventHub, Source
+
+log = logging.getLogger("events_trio.server")
+
+ShutdownTrigger = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """What ``run_server`` reports once it accepts connections.
+
+    Attributes:
+        host: Bound host.
+        port: Bound port (the real one when 0 was asked for).
+        hub: The event hub; ``hub.publish(event)`` feeds the server.
+    """
+
+    host: str
+    port: int
+    hub: EventHub
+    _stop: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:7070``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does."""
+        self._stop.set()
+
+
+def hypercorn_config(config: ServerConfig) -> HypercornConfig:
+    """Hypercorn settings for ``config``: bind, timeouts, logging."""
+    hc = HypercornConfig()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hc.bind = [f"{host}:{config.port}"]
+    hc.graceful_timeout = config.graceful_timeout_s
+    hc.keep_alive_timeout = config.keep_alive_s
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+async def run_server(
+    config: ServerConfig,
+    *,
+    hub: EventHub | None = None,
+    sources: Sequence[Source] = (),
+    shutdown_trigger: ShutdownTrigger | None = None,
+    task_status: trio.TaskStatus[RunningServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the project server until shut down.
+
+    Args:
+        config: Settings (``port=0`` binds a free port).
+        hub: The hub to serve; a new one from ``config`` when omitted.
+        sources: Event sources to run inside the hub.
+        shutdown_trigger: Returns when a graceful shutdown should begin
+            (the CLI waits for SIGINT/SIGTERM here).
+        task_status: Receives a :class:`RunningServer` once listening.
+
+    Raises:
+        StartupError: the address cannot be bound (one-line message).
+    """
+    if hub is None:
+        hub = EventHub(
+            config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
+        )
+    app = guard(create_app(hub))
+    running = RunningServer(config.host, config.port, hub)
+
+    async def trigger() -> None:
+        async with trio.open_nursery() as race:
+            if shutdown_trigger is not None:
+                race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
+            race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
+        hub.longpoll.release_all()
+        log.info("shutting down: no new connections, releasing long-polls")
+
+    async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await serve(app, hypercorn_config(config), shutdown_trigger=trigger, task_status=task_status)
+        finally:
+            hub.stop()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run, sources)
+        try:
+            binds = await nursery.start(serve_then_stop)
+        except OSError as error:
+            raise _startup_error(config, error) from None
+        bound = urlsplit(binds[0])
+        running.host, running.port = bound.hostname or config.host, bound.port or config.port
+        log.info("events-trio serving on %s", running.url)
+        task_status.started(running)
+    log.info("stopped")
+
+
+async def _then_cancel(wait: ShutdownTrigger, scope: trio.CancelScope) -> None:
+    await wait()
+    scope.cancel()
+
+
+def _startup_error(config: ServerConfig, error: OSError) -> StartupError:
+    if error.errno == errno.EADDRINUSE:
+        return StartupError(f"port {config.port} on {config.host} is already in use")
+    if error.errno == errno.EACCES:
+        return StartupError(f"permission denied binding {config.host}:{config.port}")
+    return StartupError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}")
+
+
+__all__ = ["RunningServer", "hypercorn_config", "run_server"]

@@ -1,0 +1,47 @@
+"""The subscriber: broadcast receiver -> event buffer.
+
+Maps each :data:`~events_trio.events.WatcherEvent` to the
+:data:`~events_trio.events.StoredEvent` the seed stores (see
+:func:`~events_trio.events.to_stored`), stamped with the buffer's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from .broadcast import BroadcastReceiver, Lagged
+from .buffer import EventBuffer
+from .events import WatcherEvent, to_stored
+
+log = logging.getLogger("events_trio.subscriber")
+
+
+async def run_subscriber(
+    buffer: EventBuffer,
+    receiver: BroadcastReceiver[WatcherEvent],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Store relevant watcher events in ``buffer`` until the channel closes.
+
+    On :class:`~events_trio.broadcast.Lagged` the skipped count is logged and
+    recorded as lost in the buffer (clients see it as missed events); on
+    :class:`trio.EndOfChannel` it logs and returns. Closes ``receiver``.
+    """
+    async with receiver:
+        task_status.started()
+        while True:
+            try:
+                event = await receiver.receive()
+            except Lagged as lag:
+                log.warning("subscriber lagged, skipped %d events", lag.skipped)
+                buffer.record_lost(lag.skipped)
+                continue
+            except trio.EndOfChannel:
+                log.info("watcher channel closed; stopping event subscriber")
+                return
+            stored = to_stored(event, buffer.clock_ms())
+            if stored is not None:
+                buffer.push(stored)
