@@ -3,8 +3,10 @@
 Routes:
 
 * ``GET /api/events?since=<ms>&wait=<s>`` — the wire contract (DESIGN.md,
-  docs/protocol.md), with gap and buffer metadata in ``X-Events-*`` headers.
+  docs/protocol.md), with gap and buffer metadata in ``X-Events-*`` headers;
+  served by ``fastpath.py`` in front of this app (see :func:`create_asgi`).
 * ``GET /healthz`` — liveness and buffer figures.
+* ``POST /api/events`` — ingest (``ingest.py``, docs/sources.md).
 
 Every error is a JSON object ``{"error": ..., "message": ...}`` (plus
 ``"parameter"`` for a bad query parameter), never an HTML page.
@@ -15,13 +17,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Response, request
+import msgspec
+from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .errors import InvalidParameter
+from .fastpath import events_fast_path
+from .guard import guard
 from .hub import EventHub, Source
-from .query import events_headers, parse_events_query
+from .ingest import register_ingest
+from .query import error_body
 
 log = logging.getLogger("events_trio.app")
 
@@ -30,18 +36,16 @@ JSON: str = "application/json"
 
 def json_error(status: int, error: str, message: str, **extra: Any) -> Response:
     """A JSON error response: ``{"error": error, "message": message, **extra}``."""
-    return Response(
-        _encode({"error": error, "message": message, **extra}), status, content_type=JSON
-    )
+    return Response(error_body(error, message, **extra), status, content_type=JSON)
 
 
 def _encode(value: object) -> bytes:
-    import msgspec
-
     return msgspec.json.encode(value)
 
 
-def create_app(hub: EventHub, *, sources: list[Source] | None = None) -> QuartTrio:
+def create_app(
+    hub: EventHub, *, sources: list[Source] | None = None, ingest_token: str | None = None
+) -> QuartTrio:
     """Build the project server app over ``hub``.
 
     Args:
@@ -50,6 +54,8 @@ def create_app(hub: EventHub, *, sources: list[Source] | None = None) -> QuartTr
             ``hub.run(sources)`` in ``app.nursery`` and stops it on shutdown
             (the ``hypercorn events_trio.asgi:app`` door). When ``None`` the
             caller runs the hub (``run_server``).
+        ingest_token: Enables ``POST /api/events`` for this bearer token
+            (events_trio/ingest.py); ``None`` answers it with 403.
 
     Returns:
         The ASGI app.
@@ -58,24 +64,35 @@ def create_app(hub: EventHub, *, sources: list[Source] | None = None) -> QuartTr
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     _register_errors(app)
-
-    @app.get("/api/events")
-    async def get_events() -> Response:
-        query = parse_events_query(request.args.to_dict(flat=False))
-        if query.wait > 0 and not hub.buffer.has_newer(query.since):
-            await hub.longpoll.wait_newer(query.since, query.wait)
-        # Body and headers come from one synchronous step: they agree.
-        body = hub.buffer.encoded_since(query.since)
-        return Response(body, 200, list(events_headers(hub.buffer, query.since)), content_type=JSON)
+    register_ingest(app, hub, token=ingest_token)
 
     @app.get("/healthz")
     async def healthz() -> Response:
         snap = hub.buffer.snapshot()
         return Response(
-            _encode({"status": "ok", "buffered": snap.size, "latest_ms": snap.latest_ms}),
+            _encode(
+                {
+                    "status": "ok",
+                    "buffered": snap.size,
+                    "latest_ms": snap.latest_ms,
+                    "capacity": snap.capacity,
+                    "evicted": snap.evicted,
+                    "lost": snap.lost,
+                    "long_polls": hub.longpoll.waiting,
+                }
+            ),
             200,
             content_type=JSON,
         )
+
+    @app.after_request
+    async def close_when_stopping(response: Response) -> Response:
+        # Once shutdown begins, released long-polls answer at once; without
+        # this a keep-alive client would re-poll in a tight loop until the
+        # grace period ends.
+        if hub.longpoll.released:
+            response.headers["Connection"] = "close"
+        return response
 
     if sources is not None:
         owned_sources = sources
@@ -90,6 +107,19 @@ def create_app(hub: EventHub, *, sources: list[Source] | None = None) -> QuartTr
             await hub.wait_stopped()
 
     return app
+
+
+def create_asgi(
+    hub: EventHub, *, sources: list[Source] | None = None, ingest_token: str | None = None
+) -> Any:
+    """The complete ASGI app both hosting doors serve.
+
+    ``guard`` (stack hazards) -> ``events_fast_path`` (``GET /api/events``)
+    -> the Quart app from :func:`create_app` (everything else). Arguments as
+    for :func:`create_app`.
+    """
+    quart_app = create_app(hub, sources=sources, ingest_token=ingest_token)
+    return guard(events_fast_path(hub, quart_app))
 
 
 def _register_errors(app: QuartTrio) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, final
 
 import trio
 
@@ -70,9 +70,10 @@ class _State(Generic[T]):
         return self.ring[0][0] if self.ring else self.next_seq
 
 
-def open_broadcast_channel(
-    capacity: int = DEFAULT_CHANNEL_CAPACITY,
-) -> tuple[BroadcastSender[T], BroadcastReceiver[T]]:
+# A class rather than a function so that ``open_broadcast_channel[int](8)``
+# works at run time and for type checkers, as ``trio.open_memory_channel`` does.
+@final
+class open_broadcast_channel(tuple["BroadcastSender[T]", "BroadcastReceiver[T]"]):
     """Open a broadcast channel, like ``tokio::sync::broadcast::channel``.
 
     Args:
@@ -85,11 +86,17 @@ def open_broadcast_channel(
     Raises:
         ValueError: ``capacity`` is less than 1.
     """
-    if capacity < 1:
-        raise ValueError("capacity must be at least 1")
-    state: _State[T] = _State(capacity)
-    sender = BroadcastSender(state)
-    return sender, sender.subscribe()
+
+    def __new__(  # type: ignore[misc]
+        cls, capacity: int = DEFAULT_CHANNEL_CAPACITY
+    ) -> tuple[BroadcastSender[T], BroadcastReceiver[T]]:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        state: _State[T] = _State(capacity)
+        sender = BroadcastSender(state)
+        return sender, sender.subscribe()
+
+    def __init__(self, capacity: int = DEFAULT_CHANNEL_CAPACITY) -> None: ...
 
 
 class BroadcastSender(trio.abc.SendChannel[T]):
@@ -117,7 +124,8 @@ class BroadcastSender(trio.abc.SendChannel[T]):
             state.ring.append((state.next_seq, value))
             if len(state.ring) > state.capacity:
                 state.ring.popleft()
-            state.lot.unpark_all()
+            if state.lot:  # skip the wake-up machinery when nobody waits
+                state.lot.unpark_all()
         state.next_seq += 1
         return state.open_receivers
 

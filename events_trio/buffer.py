@@ -102,12 +102,22 @@ class EventBuffer:
         self._lag_total = 0
         self._pushed_total = 0
         self._listeners: list[Callable[[], None]] = []
+        # (list index of the first event joined, pushes so far) -> body
+        self._joined_key: tuple[int, int] = (-1, -1)
+        self._joined = b"[]"
 
     # -- writing ------------------------------------------------------------
 
     def next_stamp(self) -> int:
-        """Issue the next stamp: ``max(now_ms, last + 1)``."""
-        stamp = max(self.clock_ms(), self._last_stamp + 1)
+        """The stamp the next event pushed now would get: ``max(now_ms, last + 1)``.
+
+        Nothing is reserved; build the event with it and :meth:`push` it.
+        """
+        return max(self.clock_ms(), self._last_stamp + 1)
+
+    def _issue_stamp(self, proposed_ms: int) -> int:
+        # max(proposed, last + 1): unique and increasing whatever the clock does.
+        stamp = max(proposed_ms, self._last_stamp + 1)
         self._last_stamp = stamp
         return stamp
 
@@ -118,8 +128,7 @@ class EventBuffer:
         so far, otherwise it is raised to ``last + 1`` so stamps stay unique
         and increasing. Pushing onto a full buffer evicts the oldest event.
         """
-        stamp = max(event.timestamp_ms, self._last_stamp + 1)
-        self._last_stamp = stamp
+        stamp = self._issue_stamp(event.timestamp_ms)
         if stamp != event.timestamp_ms:
             event = msgspec.structs.replace(event, timestamp_ms=stamp)
         if len(self) >= self.capacity:
@@ -141,7 +150,7 @@ class EventBuffer:
         if count <= 0:
             return
         self._lag_total += count
-        self._add_loss(self.next_stamp(), count)
+        self._add_loss(self._issue_stamp(self.clock_ms()), count)
         for listener in self._listeners:
             listener()
 
@@ -179,11 +188,19 @@ class EventBuffer:
         return self._events[self._index_after(since_ms) :]
 
     def encoded_since(self, since_ms: int) -> bytes:
-        """``events_since`` as the JSON array body, joined from stored bytes."""
+        """``events_since`` as the JSON array body, joined from stored bytes.
+
+        The last body joined is kept until the next push, so many pollers
+        asking the same question (``since=0`` after a restart, say) share it.
+        """
         index = self._index_after(since_ms)
         if index == len(self._encoded):
             return b"[]"
-        return b"[" + b",".join(self._encoded[index:]) + b"]"
+        key = (index, self._pushed_total)  # lists only change on push
+        if self._joined_key != key:
+            self._joined = b"[" + b",".join(self._encoded[index:]) + b"]"
+            self._joined_key = key
+        return self._joined
 
     def has_newer(self, since_ms: int) -> bool:
         """Whether anything a client at ``since_ms`` has not seen exists."""

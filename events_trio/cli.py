@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,8 +15,12 @@ import trio
 
 from .buffer import DEFAULT_CAPACITY
 from .config import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, ServerConfig
+from .emit import add_emit_command
 from .errors import EventsTrioError
+from .hub import Source
+from .pipeline import DEFAULT_PIPELINE_DIR
 from .server import run_server
+from .watcher import PipelineWatcher
 
 log = logging.getLogger("events_trio.cli")
 
@@ -40,9 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
             "serve them at GET /api/events?since=<ms>. Stops cleanly on Ctrl-C or SIGTERM."
         ),
     )
-    serve.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default: %(default)s)")
     serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="TCP port, 0 for any free one (default: %(default)s)"
+        "--host", default=DEFAULT_HOST, help="interface to bind (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="TCP port, 0 for any free one (default: %(default)s)",
     )
     serve.add_argument(
         "--capacity",
@@ -51,19 +61,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="events kept in memory; the oldest is dropped beyond this (default: %(default)s)",
     )
     serve.add_argument(
-        "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: %(default)s)"
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="log verbosity (default: %(default)s)",
     )
+    _add_source_arguments(serve)
     serve.set_defaults(handler=_serve)
+    add_emit_command(commands)
     return parser
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr, one line per record."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def _add_source_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--pipeline",
+        type=Path,
+        default=Path(os.environ.get("EVENTS_TRIO_PIPELINE") or DEFAULT_PIPELINE_DIR),
+        help="pipeline directory to watch, created with default stages if needed "
+        "(default: $EVENTS_TRIO_PIPELINE or %(default)s)",
     )
+    serve.add_argument("--no-watch", action="store_true", help="do not watch a pipeline directory")
+    serve.add_argument(
+        "--ingest-token",
+        default=os.environ.get("EVENTS_TRIO_INGEST_TOKEN") or None,
+        help="enable POST /api/events for this bearer token "
+        "(default: $EVENTS_TRIO_INGEST_TOKEN; prefer the variable, flags show in ps)",
+    )
+
+
+def configure_logging(level: str, *, logger: str | None = None) -> None:
+    """Log to stderr, one line per record.
+
+    Args:
+        level: ``debug``, ``info``, ``warning`` or ``error``.
+        logger: Configure only this logger, for a host that owns the root
+            logger (Hypercorn: its own loggers propagate to the root, so a
+            root handler would print their lines twice). It gets a handler
+            unless the host configured the root already. Default: the root.
+    """
+    line = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if logger is None:
+        logging.basicConfig(level=level.upper(), format=line, stream=sys.stderr)
+    else:
+        own = logging.getLogger(logger)
+        own.setLevel(level.upper())
+        if not logging.getLogger().handlers and not own.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(line))
+            own.addHandler(handler)
+    if level.lower() != "debug":
+        # awatch logs "N changes detected" at INFO for every batch: noise here.
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 
 async def _wait_for_signal(receiver: trio.abc.AsyncIterator[int]) -> None:  # type: ignore[name-defined]
@@ -72,16 +120,26 @@ async def _wait_for_signal(receiver: trio.abc.AsyncIterator[int]) -> None:  # ty
         return
 
 
-async def _serve_main(config: ServerConfig) -> None:
+async def _serve_main(config: ServerConfig, sources: Sequence[Source] = ()) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        await run_server(config, shutdown_trigger=lambda: _wait_for_signal(signals))
+        await run_server(
+            config, sources=sources, shutdown_trigger=lambda: _wait_for_signal(signals)
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
-        host=args.host, port=args.port, capacity=args.capacity, log_level=args.log_level
+        host=args.host,
+        port=args.port,
+        capacity=args.capacity,
+        log_level=args.log_level,
+        pipeline=None if args.no_watch else args.pipeline,
+        ingest_token=args.ingest_token,
     )
-    trio.run(_serve_main, config)
+    sources = [] if config.pipeline is None else [PipelineWatcher(config.pipeline)]
+    for watcher in sources:
+        watcher.prepare()  # a bad --pipeline is a one-line error, before binding
+    trio.run(_serve_main, config, sources)
     return 0
 
 

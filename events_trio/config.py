@@ -15,8 +15,10 @@ from .errors import ConfigError
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7070
-#: Seconds in-flight requests get to finish after a shutdown signal.
-DEFAULT_GRACEFUL_TIMEOUT_S: Final = 5.0
+#: Seconds in-flight requests get to finish after a shutdown signal. Hypercorn
+#: also keeps idle keep-alive connections until this deadline, so it bounds
+#: how long a shutdown takes while gateways hold connections open.
+DEFAULT_GRACEFUL_TIMEOUT_S: Final = 1.0
 #: Seconds an idle keep-alive connection is kept open.
 DEFAULT_KEEP_ALIVE_S: Final = 75.0
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")

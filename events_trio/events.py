@@ -139,9 +139,11 @@ def to_stored(event: WatcherEvent, timestamp_ms: int) -> StoredEvent | None:
 # --- codec -----------------------------------------------------------------
 
 _encoder: Final = msgspec.json.Encoder()
-_stored_decoder: Final = msgspec.json.Decoder(StoredEvent)
-_stored_list_decoder: Final = msgspec.json.Decoder(list[StoredEvent])
-_watcher_decoder: Final = msgspec.json.Decoder(WatcherEvent)
+_stored_decoder: Final[msgspec.json.Decoder[StoredEvent]] = msgspec.json.Decoder(StoredEvent)
+_stored_list_decoder: Final[msgspec.json.Decoder[list[StoredEvent]]] = msgspec.json.Decoder(
+    list[StoredEvent]
+)
+_watcher_decoder: Final[msgspec.json.Decoder[WatcherEvent]] = msgspec.json.Decoder(WatcherEvent)
 
 
 def encode(event: StoredEvent | WatcherEvent) -> bytes:

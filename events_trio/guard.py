@@ -5,7 +5,11 @@
   handlers run, which would be a 500. We answer 400 JSON ourselves.
 * A response sent before the request body was read (404, 405, 401, 413 on a
   POST) leaves unread bytes on a keep-alive connection, and the next request
-  on it can hang. Such responses get ``Connection: close``.
+  on it can hang. Before such a response starts, a small body (up to
+  ``DRAIN_LIMIT_BYTES``, arriving within ``DRAIN_TIMEOUT_S``) is allowed to
+  arrive so the connection stays usable (closing with unread bytes makes
+  the kernel reset it, which can destroy the response itself); a larger one
+  gets ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from typing import Any, Final
 
 import msgspec
+import trio
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -26,6 +31,8 @@ _IPV6: Final = re.compile(rb"[0-9A-Fa-f:.]+")
 _PORT: Final = re.compile(rb"[0-9]{1,5}")
 _MAX_LABEL: Final = 63
 _MAX_HOST: Final = 255
+DRAIN_LIMIT_BYTES: Final = 64 * 1024
+DRAIN_TIMEOUT_S: Final = 1.0
 
 
 def valid_host(value: bytes) -> bool:
@@ -67,20 +74,24 @@ def guard(app: ASGIApp) -> ASGIApp:
         if _bad_host(scope):
             await _reject_host(send)
             return
-        body_done = False
+        if not _has_body(scope):  # most requests (every poll): nothing to track
+            await app(scope, receive, send)
+            return
+        body_read = trio.Event()
 
         async def tracked_receive() -> Message:
-            nonlocal body_done
             message: Message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
+                body_read.set()
             return message
 
         async def tracked_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body_done and _has_body(scope):
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
-                headers.append((b"connection", b"close"))
-                message = {**message, "headers": headers}
+            if (
+                message["type"] == "http.response.start"
+                and not body_read.is_set()
+                and not await _body_arrives(scope, body_read)
+            ):
+                message = _with_connection_close(message)
             await send(message)
 
         await app(scope, tracked_receive, tracked_send)
@@ -89,12 +100,40 @@ def guard(app: ASGIApp) -> ASGIApp:
 
 
 def _has_body(scope: Scope) -> bool:
+    return _declared_length(scope) != 0
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length (``None`` when chunked or unknown)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            return value.strip() not in (b"0", b"")
+            try:
+                return int(value)
+            except ValueError:
+                return None
         if name == b"transfer-encoding":
-            return True
-    return False
+            return None
+    return 0
+
+
+async def _body_arrives(scope: Scope, body_read: trio.Event) -> bool:
+    """Wait briefly for a small body to be read in full; ``True`` if it was.
+
+    Quart reads the body in a task of its own for the whole request, so the
+    bytes are consumed there; this only waits for the last of them.
+    """
+    declared = _declared_length(scope)
+    if declared is not None and declared > DRAIN_LIMIT_BYTES:
+        return False
+    with trio.move_on_after(DRAIN_TIMEOUT_S):
+        await body_read.wait()
+    return body_read.is_set()
+
+
+def _with_connection_close(message: Message) -> Message:
+    headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
+    headers.append((b"connection", b"close"))
+    return {**message, "headers": headers}
 
 
 async def _reject_host(send: Send) -> None:

@@ -100,4 +100,3 @@ class EventHub:
     async def wait_stopped(self) -> None:
         """Wait until :meth:`run` has returned."""
         await self._stopped.wait()
-

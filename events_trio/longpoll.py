@@ -28,7 +28,11 @@ class LongPoll:
         self.buffer = buffer
         self._lot = trio.lowlevel.ParkingLot()
         self._released = False
-        buffer.add_listener(self._lot.unpark_all)
+        buffer.add_listener(self._wake)
+
+    def _wake(self) -> None:
+        if self._lot:  # most pushes happen with no long-poll parked
+            self._lot.unpark_all()
 
     @property
     def waiting(self) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 from .buffer import EventBuffer
 from .errors import InvalidParameter
@@ -29,9 +31,6 @@ H_INSTANCE: Final = "X-Events-Instance"
 H_LATEST: Final = "X-Events-Latest-Ms"
 H_OLDEST: Final = "X-Events-Oldest-Ms"
 H_MISSED: Final = "X-Events-Missed"
-H_EVICTED: Final = "X-Events-Evicted"
-H_LOST: Final = "X-Events-Lost"
-H_CAPACITY: Final = "X-Events-Capacity"
 H_WAIT: Final = "X-Events-Wait-Max"
 
 
@@ -107,7 +106,9 @@ def events_headers(buffer: EventBuffer, since: int) -> Iterable[tuple[str, str]]
     if snap.oldest_ms is not None:
         yield H_OLDEST, str(snap.oldest_ms)
     yield H_MISSED, str(buffer.missed_since(since))
-    yield H_EVICTED, str(snap.evicted)
-    yield H_LOST, str(snap.lost)
-    yield H_CAPACITY, str(snap.capacity)
     yield H_WAIT, f"{MAX_WAIT_S:g}"
+
+
+def error_body(error: str, message: str, **extra: Any) -> bytes:
+    """The JSON body of every error: ``{"error": ..., "message": ..., **extra}``."""
+    return msgspec.json.encode({"error": error, "message": message, **extra})

@@ -18,11 +18,11 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from .app import create_app
+from .app import create_asgi
 from .config import ServerConfig
 from .errors import StartupError
-from .guard import guard
 from .hub import EventHub, Source
+from .hypercorn_fix import install as install_hypercorn_fix
 
 log = logging.getLogger("events_trio.server")
 
@@ -92,7 +92,8 @@ async def run_server(
         hub = EventHub(
             config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
         )
-    app = guard(create_app(hub))
+    install_hypercorn_fix()
+    app = create_asgi(hub, ingest_token=config.ingest_token)
     running = RunningServer(config.host, config.port, hub)
 
     async def trigger() -> None:
@@ -105,26 +106,42 @@ async def run_server(
 
     async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
         try:
-            await serve(app, hypercorn_config(config), shutdown_trigger=trigger, task_status=task_status)
+            await serve(
+                app, hypercorn_config(config), shutdown_trigger=trigger, task_status=task_status
+            )
         finally:
             hub.stop()
 
+    startup_error: StartupError | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run, sources)
         try:
             binds = await nursery.start(serve_then_stop)
-        except OSError as error:
-            raise _startup_error(config, error) from None
-        bound = urlsplit(binds[0])
-        running.host, running.port = bound.hostname or config.host, bound.port or config.port
-        log.info("events-trio serving on %s", running.url)
-        task_status.started(running)
+        except* OSError as group:
+            # Hypercorn raises bind errors inside nested nurseries; report the
+            # first one after our nursery closes, so callers get it unwrapped.
+            startup_error = _startup_error(config, _first_leaf(group))
+            nursery.cancel_scope.cancel()
+        else:
+            bound = urlsplit(binds[0])
+            running.host, running.port = bound.hostname or config.host, bound.port or config.port
+            log.info("events-trio serving on %s", running.url)
+            task_status.started(running)
+    if startup_error is not None:
+        raise startup_error
     log.info("stopped")
 
 
 async def _then_cancel(wait: ShutdownTrigger, scope: trio.CancelScope) -> None:
     await wait()
     scope.cancel()
+
+
+def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
+    error: OSError | BaseExceptionGroup[OSError] = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _startup_error(config: ServerConfig, error: OSError) -> StartupError:

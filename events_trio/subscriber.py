@@ -8,6 +8,7 @@ Maps each :data:`~events_trio.events.WatcherEvent` to the
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 import trio
 
@@ -16,6 +17,9 @@ from .buffer import EventBuffer
 from .events import WatcherEvent, to_stored
 
 log = logging.getLogger("events_trio.subscriber")
+
+#: Events handled per scheduling checkpoint while a backlog is drained.
+BATCH_EVENTS: Final = 256
 
 
 async def run_subscriber(
@@ -32,9 +36,18 @@ async def run_subscriber(
     """
     async with receiver:
         task_status.started()
+        handled = 0
         while True:
             try:
-                event = await receiver.receive()
+                if handled < BATCH_EVENTS:
+                    # Drain a backlog without a scheduler round trip per event.
+                    event = receiver.receive_nowait()
+                else:
+                    handled = 0
+                    event = await receiver.receive()
+            except trio.WouldBlock:
+                handled = BATCH_EVENTS
+                continue
             except Lagged as lag:
                 log.warning("subscriber lagged, skipped %d events", lag.skipped)
                 buffer.record_lost(lag.skipped)
@@ -42,6 +55,7 @@ async def run_subscriber(
             except trio.EndOfChannel:
                 log.info("watcher channel closed; stopping event subscriber")
                 return
-            stored = to_stored(event, buffer.clock_ms())
+            handled += 1
+            stored = to_stored(event, buffer.next_stamp())
             if stored is not None:
                 buffer.push(stored)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -10,21 +10,12 @@ import trio
 
 from events_trio.config import ServerConfig
 from events_trio.server import RunningServer, run_server
-
-
-class FakeClockMs:
-    """A settable millisecond wall clock for deterministic stamps."""
-
-    def __init__(self, now: int = 1_764_201_600_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support import FakeClockMs
 
 
 @pytest.fixture
-def clock_ms() -> Iterator[FakeClockMs]:
-    yield FakeClockMs()
+def clock_ms() -> FakeClockMs:
+    return FakeClockMs()
 
 
 @pytest.fixture
@@ -40,4 +31,29 @@ async def server(nursery: trio.Nursery, clock_ms: FakeClockMs) -> AsyncIterator[
 async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client pointed at ``server``."""
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield http
+
+
+#: The ingest token of ``ingest_server``.
+INGEST_TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+async def ingest_server(
+    nursery: trio.Nursery, clock_ms: FakeClockMs
+) -> AsyncIterator[RunningServer]:
+    """Like ``server``, with ``POST /api/events`` enabled for :data:`INGEST_TOKEN`."""
+    config = ServerConfig(
+        port=0, clock_ms=clock_ms, graceful_timeout_s=1.0, ingest_token=INGEST_TOKEN
+    )
+    running: RunningServer = await nursery.start(run_server, config)
+    yield running
+    running.shutdown()
+
+
+@pytest.fixture
+async def ingest_client(ingest_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client for ``ingest_server`` that sends the right bearer token."""
+    headers = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+    async with httpx.AsyncClient(base_url=ingest_server.url, timeout=10, headers=headers) as http:
         yield http

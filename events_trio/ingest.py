@@ -1,0 +1,227 @@
+"""``POST /api/events``: tools push watcher events into the project server.
+
+The body is one event or a JSON array of them, in the ingest format
+(DESIGN.md), without timestamps: the server stamps them. Events are
+published on the broadcast channel (``hub.publish``), so they flow through
+the same subscriber and buffer as the watcher's.
+
+Order of checks, each answered with a JSON error (docs/sources.md):
+
+1. the body is read in full, at most :data:`MAX_BODY_BYTES` (413);
+2. ingest is enabled, i.e. a token is configured (403);
+3. ``Authorization: Bearer <token>`` matches, in constant time (401);
+4. ``Content-Type`` is ``application/json`` (415);
+5. the body is UTF-8 JSON (400) of known events with exactly the
+   documented fields (422, the message names the field);
+6. at most :data:`MAX_BATCH_EVENTS` events (413).
+
+All-or-nothing: every event is validated before the first is published.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Final, TypeAlias
+
+import msgspec
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
+from .hub import EventHub
+from .pipeline import derive_action
+
+JSON: Final = "application/json"
+
+#: Largest request body accepted (also Quart's ``MAX_CONTENT_LENGTH``).
+MAX_BODY_BYTES: Final = 64 * 1024
+#: Most events accepted in one request.
+MAX_BATCH_EVENTS: Final = 1000
+
+DISABLED_MESSAGE: Final = "ingest disabled: no ingest token configured"
+UNAUTHORIZED_MESSAGE: Final = "missing or invalid bearer token"
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Ingest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of the ingest records: strict, so ``timestamp_ms`` is refused by name."""
+
+
+class IngestWorkItem(_Ingest, frozen=True, tag="work_item"):
+    """A stage transition reported by a tool (``from_stage`` is required here)."""
+
+    item_id: NonEmpty
+    stage: NonEmpty
+    from_stage: NonEmpty
+    action: str = ""
+    commit_msg: str = ""
+
+
+class IngestMergeFailure(_Ingest, frozen=True, tag="merge_failure"):
+    """A merge failure reported by a tool."""
+
+    story_id: NonEmpty
+    reason: str
+
+
+class IngestStoryBlocked(_Ingest, frozen=True, tag="story_blocked"):
+    """A blocked story reported by a tool."""
+
+    story_id: NonEmpty
+    reason: str
+
+
+IngestEvent: TypeAlias = IngestWorkItem | IngestMergeFailure | IngestStoryBlocked
+
+_decoder: Final = msgspec.json.Decoder(IngestEvent | list[IngestEvent])
+
+
+class IngestError(Exception):
+    """A request ``POST /api/events`` refuses.
+
+    Args:
+        status: HTTP status.
+        error: Short machine-readable code (the body's ``error``).
+        message: Human-readable explanation (the body's ``message``).
+    """
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+def to_watcher_event(event: IngestEvent) -> WatcherEvent:
+    """The watcher event for an ingested one; a work item without ``action``
+    gets ``action`` and ``commit_msg`` from the stage table (docs/sources.md)."""
+    if isinstance(event, IngestMergeFailure):
+        return MergeFailure(event.story_id, event.reason)
+    if isinstance(event, IngestStoryBlocked):
+        return StoryBlocked(event.story_id, event.reason)
+    action, commit_msg = event.action, event.commit_msg
+    if not action:
+        action, derived_msg = derive_action(event.stage, event.item_id)
+        commit_msg = commit_msg or derived_msg
+    return WorkItem(event.item_id, event.stage, event.from_stage, action, commit_msg)
+
+
+def decode_events(body: bytes) -> list[WatcherEvent]:
+    """Decode and validate a whole request body.
+
+    Raises:
+        IngestError: 400 (not UTF-8 JSON), 422 (schema), 413 (too many events).
+    """
+    try:
+        decoded = _decoder.decode(body)
+    except msgspec.ValidationError as error:  # before DecodeError: it is a subclass
+        raise IngestError(422, "invalid_event", str(error)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise IngestError(400, "invalid_json", f"invalid JSON: {error}") from None
+    except RecursionError:  # defensive: the schema stops nesting at depth 2 today
+        raise IngestError(400, "invalid_json", "invalid JSON: nested too deeply") from None
+    records = decoded if isinstance(decoded, list) else [decoded]
+    if len(records) > MAX_BATCH_EVENTS:
+        raise IngestError(
+            413,
+            "too_many_events",
+            f"at most {MAX_BATCH_EVENTS} events per request, got {len(records)}",
+        )
+    return [to_watcher_event(record) for record in records]
+
+
+def check_token(header: str | None, token: str | None) -> None:
+    """Check an ``Authorization`` header against the configured ``token``.
+
+    Raises:
+        IngestError: 403 when no token is configured, 401 when the header is
+            missing, not ``Bearer``, or carries another token.
+    """
+    if not token:
+        raise IngestError(403, "forbidden", DISABLED_MESSAGE)
+    scheme, _, given = (header or "").strip().partition(" ")
+    # Compare bytes: compare_digest refuses non-ASCII str. Headers arrive as latin-1.
+    expected = token.encode()
+    offered = given.strip().encode("latin-1", "replace")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
+        raise IngestError(401, "unauthorized", UNAUTHORIZED_MESSAGE)
+
+
+def check_content_type(mimetype: str) -> None:
+    """Raises :class:`IngestError` 415 unless ``mimetype`` is ``application/json``."""
+    if mimetype != JSON:
+        shown = mimetype or "none"
+        raise IngestError(
+            415, "unsupported_media_type", f"Content-Type must be {JSON}, got {shown}"
+        )
+
+
+async def _read_body() -> bytes:
+    try:
+        return await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    except RequestEntityTooLarge:
+        raise IngestError(
+            413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes"
+        ) from None
+
+
+def _publish_all(hub: EventHub, events: list[WatcherEvent]) -> None:
+    try:
+        for event in events:
+            hub.publish(event)
+    except trio.ClosedResourceError:
+        # The hub closes its sender only at shutdown, before any event of
+        # this request was published (publishing never fails halfway).
+        raise IngestError(503, "shutting_down", "server is shutting down") from None
+
+
+def register_ingest(app: QuartTrio, hub: EventHub, *, token: str | None) -> None:
+    """Add ``POST /api/events`` to ``app``, publishing into ``hub``.
+
+    Args:
+        app: The project server app.
+        hub: Where accepted events are published.
+        token: The ingest token; ``None`` or empty disables ingest (403).
+    """
+
+    @app.post("/api/events")
+    async def post_events() -> Response:
+        try:
+            # Read first: answering with the body unread can hang or crash
+            # the connection (DESIGN.md, known hazards).
+            body = await _read_body()
+            check_token(request.headers.get("Authorization"), token)
+            check_content_type(request.mimetype)
+            events = decode_events(body)
+            _publish_all(hub, events)
+        except IngestError as error:
+            return _error_response(error)
+        return Response(msgspec.json.encode({"accepted": len(events)}), 202, content_type=JSON)
+
+
+def _error_response(error: IngestError) -> Response:
+    # Same shape as app.json_error; not imported from there, since app imports us.
+    body = msgspec.json.encode({"error": error.error, "message": error.message})
+    response = Response(body, error.status, content_type=JSON)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="events-trio"'
+    return response
+
+
+__all__ = [
+    "MAX_BATCH_EVENTS",
+    "MAX_BODY_BYTES",
+    "IngestError",
+    "IngestEvent",
+    "IngestMergeFailure",
+    "IngestStoryBlocked",
+    "IngestWorkItem",
+    "check_content_type",
+    "check_token",
+    "decode_events",
+    "register_ingest",
+    "to_watcher_event",
+]
