@@ -17,6 +17,7 @@ from .buffer import DEFAULT_CAPACITY
 from .config import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, ServerConfig
 from .emit import add_emit_command
 from .errors import EventsTrioError
+from .gateway.cli import add_gateway_command
 from .hub import Source
 from .pipeline import DEFAULT_PIPELINE_DIR
 from .server import run_server
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_arguments(serve)
     serve.set_defaults(handler=_serve)
     add_emit_command(commands)
+    add_gateway_command(commands)
     return parser
 
 

@@ -1,0 +1,38 @@
+"""The gateway: poll every project server, merge into one durable log, deliver to chat.
+
+Data flows one way::
+
+    config -> Poller (per project) -> tracker (sans-IO) -> EventLog (SQLite)
+           -> SinkRunner (per sink) -> console / JSON lines / webhook
+           -> gateway HTTP API (GET /api/events, /api/projects, /healthz)
+"""
+
+from __future__ import annotations
+
+from .config import GatewayConfig as GatewayConfig
+from .config import PollSettings as PollSettings
+from .config import ProjectConfig as ProjectConfig
+from .config import SinkSpec as SinkSpec
+from .config import load_config as load_config
+from .errors import BadResponse as BadResponse
+from .errors import GatewayError as GatewayError
+from .errors import ProjectError as ProjectError
+from .errors import ProjectUnreachable as ProjectUnreachable
+from .errors import SinkError as SinkError
+from .service import RunningGateway as RunningGateway
+from .service import run_gateway as run_gateway
+
+__all__ = [
+    "BadResponse",
+    "GatewayConfig",
+    "GatewayError",
+    "PollSettings",
+    "ProjectConfig",
+    "ProjectError",
+    "ProjectUnreachable",
+    "RunningGateway",
+    "SinkError",
+    "SinkSpec",
+    "load_config",
+    "run_gateway",
+]

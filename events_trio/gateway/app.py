@@ -1,0 +1,94 @@
+"""The gateway's HTTP API (Quart-Trio).
+
+Routes:
+
+* ``GET /api/events?since=<ms>&wait=<s>`` — the merged log in the project
+  server's wire shape: a JSON array, ascending ``timestamp_ms`` (the
+  gateway's own stamp, so one cursor works across projects), each event
+  with ``project`` and ``project_timestamp_ms`` after the documented
+  fields. Notices are left out (a Rust consumer fails on an unknown
+  ``type``) unless ``notices=1``. At most ``MAX_PAGE_EVENTS`` per answer;
+  ``X-Events-Latest-Ms`` says how far the answer covers.
+* ``GET /api/projects`` — each project's name, url, state, cursor,
+  last_event_ms, last_error (never its token).
+* ``GET /healthz`` — liveness.
+
+Errors are JSON objects like the project server's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+# The project server's error handlers: one JSON error shape for both processes.
+from ..app import JSON, _register_errors
+from ..longpoll import MAX_WAIT_S
+from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
+from .status import ProjectStatus
+from .store import EventLog
+from .tracker import MAX_STAMP_MS
+
+#: Most entries one ``GET /api/events`` answer carries; a client pages on.
+MAX_PAGE_EVENTS: Final = 1000
+_TRUE: Final = ("1", "true", "yes")
+
+
+def create_gateway_app(log_store: EventLog, statuses: Sequence[ProjectStatus]) -> QuartTrio:
+    """Build the gateway app.
+
+    Args:
+        log_store: The merged log the routes serve.
+        statuses: Live status of every project, in registry order.
+
+    Returns:
+        The ASGI app.
+    """
+    app = QuartTrio("events_trio.gateway")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    _register_errors(app)
+    watch = log_store.watch
+
+    @app.get("/api/events")
+    async def get_events() -> Response:
+        query = parse_events_query(request.args.to_dict(flat=False))
+        # Any u64 is a valid cursor; SQLite integers stop at 2^63-1, and no stamp is above it.
+        since = min(query.since, MAX_STAMP_MS)
+        notices = request.args.get("notices", "").lower() in _TRUE
+        if query.wait > 0 and not watch.has_newer(since, events_only=not notices):
+            with trio.move_on_after(query.wait):
+                await watch.wait_newer(since, events_only=not notices)
+        page = await log_store.read(since, MAX_PAGE_EVENTS, notices=notices)
+        body = b"[" + b",".join(entry.body for entry in page.entries) + b"]"
+        headers = {
+            H_INSTANCE: log_store.instance,
+            H_LATEST: str(page.covered_seq),
+            H_WAIT: f"{MAX_WAIT_S:g}",
+        }
+        oldest = await log_store.oldest_seq()
+        if oldest is not None:
+            headers[H_OLDEST] = str(oldest)
+        return Response(body, 200, headers, content_type=JSON)
+
+    @app.get("/api/projects")
+    async def get_projects() -> Response:
+        body = msgspec.json.encode([status.to_json() for status in statuses])
+        return Response(body, 200, content_type=JSON)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        up = sum(status.state == "up" for status in statuses)
+        health = {
+            "status": "ok",
+            "projects": len(statuses),
+            "up": up,
+            "latest_ms": watch.latest_seq,
+        }
+        return Response(msgspec.json.encode(health), 200, content_type=JSON)
+
+    return app

@@ -1,0 +1,248 @@
+"""One poller per project: fetch, interpret, append durably, pace the next poll.
+
+The loop, for each project::
+
+    GET {url}/api/events?since={cursor}&wait={s}
+      -> interpret (tracker.py, sans-IO)
+      -> append events + new position in one transaction (store.py)
+      -> long-polling server: poll again at once; otherwise sleep the interval
+
+Failures (refused, timeout, 5xx, bad body) back off exponentially with
+jitter; after ``DOWN_AFTER_FAILURES`` in a row the project is declared down
+with one "unreachable" notice, and the first good poll after that sends one
+"recovered" notice. A failing state store pauses the poller (nothing is
+acknowledged, so nothing is lost: the next poll re-reads from the cursor).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+import trio
+
+from .backoff import Backoff
+from .config import GatewayConfig, ProjectConfig
+from .errors import BadResponse, ProjectError, ProjectUnreachable
+from .records import Incoming, Notice
+from .status import ProjectStatus
+from .store import EventLog
+from .tracker import PollResponse, PollResult, Position, interpret
+
+log = logging.getLogger("events_trio.gateway.poller")
+
+#: Consecutive failed polls before a project is declared down (one blip is not news).
+DOWN_AFTER_FAILURES: Final = 2
+#: An empty long-poll answer quicker than this is followed by a pause (no busy loop
+#: against a server that returns at once although it claims to long-poll).
+MIN_EMPTY_LONG_POLL_S: Final = 1.0
+#: Largest response body accepted (a full 500-event buffer is about 70 KB).
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PollerSettings:
+    """Timings of one poller.
+
+    Attributes:
+        interval_s: Pause between polls of a server that ignores ``wait``.
+        wait_s: ``wait`` asked of a long-polling server.
+        timeout_s: Time allowed for a request beyond its ``wait``.
+        backoff_initial_s: First retry delay after a failure.
+        backoff_max_s: Cap of the retry delay.
+        replay: A new project starts from its whole buffer.
+    """
+
+    interval_s: float
+    wait_s: float
+    timeout_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
+    replay: bool = False
+
+    @classmethod
+    def for_project(cls, config: GatewayConfig, project: ProjectConfig) -> PollerSettings:
+        """The settings ``config`` gives ``project``."""
+        poll = config.poll
+        return cls(
+            config.interval_for(project),
+            poll.wait_s,
+            poll.timeout_s,
+            poll.backoff_initial_s,
+            poll.backoff_max_s,
+            config.replay,
+        )
+
+
+class Poller:
+    """Polls one project server forever (until cancelled).
+
+    Args:
+        project: The project.
+        client: Shared HTTP client (injected; its pool is sized by the caller).
+        log_store: The durable merged log.
+        settings: Timings.
+        position: The persisted position, ``None`` for a new project.
+        rand: Jitter source in [0, 1) (tests pin it).
+    """
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        client: httpx.AsyncClient,
+        log_store: EventLog,
+        settings: PollerSettings,
+        *,
+        position: Position | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.project = project
+        self.client = client
+        self.log_store = log_store
+        self.settings = settings
+        self.position = position
+        self.status = ProjectStatus(project.name, project.url)
+        if position is not None:
+            self.status.cursor = position.cursor
+        self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self._down_since: float | None = None
+        self._failures_in_row = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Poll until cancelled; the first request goes out at once."""
+        task_status.started()
+        while True:
+            await self.poll_once()
+
+    async def poll_once(self) -> None:
+        """One request, its outcome appended, and the pause before the next."""
+        started = trio.current_time()
+        first = self.position is None
+        try:
+            result = interpret(
+                await self.fetch(),
+                self.position,
+                project=self.project.name,
+                replay=self.settings.replay,
+            )
+        except ProjectError as error:
+            await self._failed(error)
+            return
+        try:
+            await self._accept(result)
+        except sqlite3.Error as error:
+            log.error("[%s] cannot write the state store: %s", self.project.name, error)
+            await trio.sleep(self.backoff.next_delay())
+            return
+        await self._pace(result, started, first)
+
+    # -- the one boundary where transport errors become ours ---------------
+
+    async def fetch(self) -> PollResponse:
+        """``GET /api/events`` once, within the per-request timeout.
+
+        Raises:
+            ProjectUnreachable: refused, reset, DNS failure, timed out.
+            BadResponse: the body is too large or not decodable as HTTP.
+        """
+        wait = 0.0 if self.position is None else self.settings.wait_s
+        limit_s = wait + self.settings.timeout_s
+        try:
+            with trio.fail_after(limit_s):
+                return await self._get(wait)
+        except trio.TooSlowError:
+            raise ProjectUnreachable(f"no answer within {limit_s:g} s") from None
+        except httpx.TransportError as error:
+            raise ProjectUnreachable(_describe(error)) from None
+        except httpx.HTTPError as error:
+            raise BadResponse(_describe(error)) from None
+
+    async def _get(self, wait: float) -> PollResponse:
+        since = 0 if self.position is None else self.position.cursor
+        params = {"since": str(since), "wait": f"{wait:g}"}
+        headers = {"Accept": "application/json"}
+        if self.project.token:
+            headers["Authorization"] = f"Bearer {self.project.token}"
+        url = f"{self.project.url}/api/events"
+        # timeout=None: trio.fail_after above is the one per-request bound.
+        async with self.client.stream(
+            "GET", url, params=params, headers=headers, timeout=None
+        ) as r:
+            body = bytearray()
+            async for chunk in r.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise BadResponse(f"response body over {MAX_BODY_BYTES} bytes")
+            return PollResponse(r.status_code, r.headers, bytes(body))
+
+    # -- outcomes ----------------------------------------------------------
+
+    async def _accept(self, result: PollResult) -> None:
+        records = result.records
+        if self._down_since is not None:
+            records = (self._recovered_notice(), *records)
+        await self.log_store.append(self.project.name, records, result.position)
+        self._down_since = None
+        self._failures_in_row = 0
+        self.backoff.reset()
+        self.position = result.position
+        self._update_status(result)
+
+    def _update_status(self, result: PollResult) -> None:
+        status = self.status
+        status.state = "up"
+        status.last_error = None
+        status.cursor = result.position.cursor
+        status.mode = "long-poll" if result.long_poll else "interval"
+        status.polls += 1
+        if result.newest_event_ms is not None:
+            status.last_event_ms = result.newest_event_ms
+        if result.skipped_unknown:
+            status.skipped_unknown += result.skipped_unknown
+            log.info(
+                "[%s] skipped %d events of unknown type", self.project.name, result.skipped_unknown
+            )
+
+    def _recovered_notice(self) -> Incoming:
+        down_s = trio.current_time() - (self._down_since or 0.0)
+        text = f"project {self.project.name} recovered after {down_s:.0f} s unreachable"
+        log.warning("[%s] recovered", self.project.name)
+        return Incoming(Notice("recovered", text), 0)
+
+    async def _failed(self, error: ProjectError) -> None:
+        self._failures_in_row += 1
+        self.status.failures += 1
+        self.status.last_error = str(error)
+        if self._failures_in_row == DOWN_AFTER_FAILURES:
+            await self._declare_down(error)
+        await trio.sleep(self.backoff.next_delay())
+
+    async def _declare_down(self, error: ProjectError) -> None:
+        log.warning("[%s] unreachable: %s", self.project.name, error)
+        self.status.state = "down"
+        self._down_since = trio.current_time()
+        text = f"project {self.project.name} unreachable: {error}"
+        try:
+            await self.log_store.append(
+                self.project.name, (Incoming(Notice("unreachable", text), 0),), self.position
+            )
+        except sqlite3.Error as store_error:
+            log.error("[%s] cannot write the state store: %s", self.project.name, store_error)
+
+    async def _pace(self, result: PollResult, started: float, first: bool) -> None:
+        if result.restarted or first:
+            return
+        if not result.long_poll:
+            await trio.sleep_until(started + self.settings.interval_s)
+        elif not result.records:
+            await trio.sleep_until(started + MIN_EMPTY_LONG_POLL_S)
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    detail = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {detail}".splitlines()[0][:200]

@@ -1,0 +1,240 @@
+"""``run_gateway``: one nursery supervising pollers, sinks, retention and Hypercorn.
+
+Start-up order: open the log; start every sink (a new sink registers its
+offset at the log's end, so it sees everything appended after); start the
+pollers (each sends its first request at once); serve HTTP; report the
+bound address.
+
+Shutdown (SIGINT/SIGTERM, or :meth:`RunningGateway.shutdown`): pollers stop,
+long-polls are released, in-flight requests finish, sinks deliver what the
+log already holds; everything is cut after ``graceful_timeout_s``. Nothing
+is lost either way: positions and sink offsets are durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from ..config import ServerConfig
+from ..errors import ConfigError, StartupError
+from ..guard import guard
+from ..server import _first_leaf, _startup_error, hypercorn_config
+from .app import create_gateway_app
+from .config import GatewayConfig
+from .poller import Poller, PollerSettings
+from .sinks import Sink, SinkRunner, build_sink
+from .store import EventLog, open_sqlite_log
+
+log = logging.getLogger("events_trio.gateway")
+
+ShutdownTrigger = Callable[[], Awaitable[None]]
+
+#: How often retention runs.
+RETENTION_INTERVAL_S: Final = 60.0
+#: Keep-alive connections are dropped before servers do (Hypercorn: 75 s).
+CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
+
+
+@dataclass(slots=True)
+class RunningGateway:
+    """What ``run_gateway`` reports once it serves.
+
+    Attributes:
+        host: Bound host.
+        port: Bound port.
+        log_store: The merged log.
+        pollers: One per project, in registry order.
+        runners: One per sink.
+    """
+
+    host: str
+    port: int
+    log_store: EventLog
+    pollers: list[Poller]
+    runners: list[SinkRunner]
+    _stop: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the gateway's HTTP API."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does."""
+        self._stop.set()
+
+
+def make_client(project_count: int) -> httpx.AsyncClient:
+    """The HTTP client shared by every poller and webhook.
+
+    Each long-poll holds one connection for up to its wait, so the pool
+    must allow one per project (plus room for webhooks); keep-alive lets
+    each project's next poll reuse its connection instead of reconnecting.
+    """
+    limits = httpx.Limits(
+        max_connections=project_count + 32,
+        max_keepalive_connections=project_count + 16,
+        keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY_S,
+    )
+    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+
+
+async def run_gateway(
+    config: GatewayConfig,
+    *,
+    client: httpx.AsyncClient | None = None,
+    sinks: Sequence[Sink] | None = None,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    rand: Callable[[], float] = random.random,
+    task_status: trio.TaskStatus[RunningGateway] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until shut down.
+
+    Args:
+        config: Settings (``port=0`` binds a free port).
+        client: HTTP client for pollers and webhooks (one sized for the
+            project count when omitted; an injected one is not closed).
+        sinks: Sinks to feed instead of those ``config.sinks`` describes.
+        shutdown_trigger: Returns when a graceful shutdown should begin.
+        rand: Jitter source in [0, 1) for every backoff.
+        task_status: Receives a :class:`RunningGateway` once serving.
+
+    Raises:
+        StartupError: the address cannot be bound.
+        ConfigError: the state directory cannot be used.
+    """
+    async with AsyncExitStack() as stack:
+        log_store = await _open_log(config)
+        stack.push_async_callback(_close_log, log_store)
+        if client is None:
+            client = await stack.enter_async_context(make_client(len(config.projects)))
+        chosen = list(sinks) if sinks is not None else [build_sink(s, client) for s in config.sinks]
+        positions = await log_store.positions()
+        pollers = [
+            Poller(
+                p,
+                client,
+                log_store,
+                PollerSettings.for_project(config, p),
+                position=positions.get(p.name),
+                rand=rand,
+            )
+            for p in config.projects
+        ]
+        runners = [SinkRunner(sink, log_store, rand=rand) for sink in chosen]
+        running = RunningGateway(config.host, config.port, log_store, pollers, runners)
+        await _supervise(config, running, shutdown_trigger, task_status)
+    log.info("gateway stopped")
+
+
+async def _open_log(config: GatewayConfig) -> EventLog:
+    try:
+        return await open_sqlite_log(config.state_dir, config.clock_ms)
+    except (OSError, sqlite3.Error) as error:
+        raise ConfigError(f"state dir {config.state_dir}: {error}") from None
+
+
+async def _close_log(log_store: EventLog) -> None:
+    close = getattr(log_store, "aclose", None)
+    if close is not None:
+        with trio.CancelScope(shield=True):
+            await close()
+
+
+async def _supervise(
+    config: GatewayConfig,
+    running: RunningGateway,
+    shutdown_trigger: ShutdownTrigger | None,
+    task_status: trio.TaskStatus[RunningGateway],
+) -> None:
+    background = trio.CancelScope()
+    app = guard(create_gateway_app(running.log_store, [p.status for p in running.pollers]))
+
+    async def trigger() -> None:
+        async with trio.open_nursery() as race:
+            if shutdown_trigger is not None:
+                race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
+            race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
+        log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
+        background.cancel()
+        running.log_store.watch.release_all()
+
+    startup_error: StartupError | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            try:
+                await serve(
+                    app, _hypercorn(config), shutdown_trigger=trigger, task_status=task_status
+                )
+            finally:
+                background.cancel()
+                running.log_store.watch.release_all()
+                nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout_s
+
+        for runner in running.runners:
+            await nursery.start(runner.run)
+        nursery.start_soon(_background, running, config, background)
+        try:
+            binds = await nursery.start(serve_then_stop)
+        except* OSError as group:
+            # Hypercorn raises bind errors inside nested nurseries (as run_server notes).
+            startup_error = _startup_error(_server_config(config), _first_leaf(group))
+            nursery.cancel_scope.cancel()
+        else:
+            bound = urlsplit(binds[0])
+            running.host, running.port = bound.hostname or config.host, bound.port or config.port
+            log.info("events-trio gateway serving on %s", running.url)
+            task_status.started(running)
+    if startup_error is not None:
+        raise startup_error
+
+
+async def _background(
+    running: RunningGateway, config: GatewayConfig, scope: trio.CancelScope
+) -> None:
+    with scope:
+        async with trio.open_nursery() as nursery:
+            for poller in running.pollers:
+                nursery.start_soon(poller.run)
+            nursery.start_soon(_retention, running.log_store, config)
+
+
+async def _retention(log_store: EventLog, config: GatewayConfig) -> None:
+    while True:
+        try:
+            deleted = await log_store.prune(config.retention_events, config.retention_age_s)
+        except sqlite3.Error as error:
+            log.error("retention failed: %s", error)
+        else:
+            if deleted:
+                log.info("retention deleted %d log entries", deleted)
+        await trio.sleep(RETENTION_INTERVAL_S)
+
+
+def _server_config(config: GatewayConfig) -> ServerConfig:
+    return ServerConfig(
+        host=config.host, port=config.port, graceful_timeout_s=config.graceful_timeout_s
+    )
+
+
+def _hypercorn(config: GatewayConfig) -> HypercornConfig:
+    return hypercorn_config(_server_config(config))
+
+
+async def _then_cancel(wait: ShutdownTrigger, scope: trio.CancelScope) -> None:
+    await wait()
+    scope.cancel()

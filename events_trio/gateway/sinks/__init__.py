@@ -1,0 +1,38 @@
+"""Sinks of the merged stream: console, JSON lines, webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from ..config import SinkSpec
+from .base import Sink, SinkRunner, SinkSettings
+from .console import ConsoleSink
+from .jsonl import JsonlSink
+from .webhook import WebhookSink
+
+
+def build_sink(spec: SinkSpec, client: httpx.AsyncClient) -> Sink:
+    """The sink ``spec`` describes (webhooks share ``client``)."""
+    if spec.kind == "jsonl":
+        return JsonlSink(Path(spec.target))
+    if spec.kind == "webhook":
+        return WebhookSink(
+            spec.target,
+            client,
+            group_window_s=spec.group_window_s,
+            min_interval_s=spec.min_interval_s,
+        )
+    return ConsoleSink()
+
+
+__all__ = [
+    "ConsoleSink",
+    "JsonlSink",
+    "Sink",
+    "SinkRunner",
+    "SinkSettings",
+    "WebhookSink",
+    "build_sink",
+]

@@ -1,0 +1,128 @@
+"""Gateway configuration: TOML registry, flags, errors naming line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events_trio.errors import ConfigError
+from events_trio.gateway.config import (
+    GatewayConfig,
+    ProjectConfig,
+    SinkSpec,
+    load_config,
+    parse_project_flag,
+    parse_sink_flag,
+)
+
+EXAMPLE = """\
+[gateway]
+port = 7081
+state_dir = "state"
+poll_interval_s = 3
+
+[[project]]
+name = "billing"
+url = "http://127.0.0.1:7070/"
+token = "s3cret"
+
+[[project]]
+name = "search"
+url = "http://127.0.0.1:7071"
+poll_interval_s = 5
+
+[[sink]]
+kind = "webhook"
+url = "https://chat.example/hooks/abc"
+group_window_s = 1.5
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def test_toml_file_gives_projects_sinks_and_settings(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, EXAMPLE))
+    assert config.projects == (
+        ProjectConfig("billing", "http://127.0.0.1:7070", "s3cret"),
+        ProjectConfig("search", "http://127.0.0.1:7071", None, 5.0),
+    )
+    assert config.sinks == (SinkSpec("webhook", "https://chat.example/hooks/abc", 1.5),)
+    assert (config.port, config.state_dir, config.poll.interval_s) == (7081, Path("state"), 3.0)
+
+
+def test_project_token_is_not_in_its_repr() -> None:
+    assert "s3cret" not in repr(ProjectConfig("billing", "http://x", "s3cret"))
+
+
+def test_bad_url_error_names_file_line_and_project(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE.replace('"http://127.0.0.1:7071"', '"ftp://x"'))
+    with pytest.raises(
+        ConfigError,
+        match=rf"^{path}:13: project 'search': url must start with http:// or https://$",
+    ):
+        load_config(path)
+
+
+def test_missing_url_error_names_the_project_table(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[project]]\nname = "billing"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:1: project #1: missing 'url'$"):
+        load_config(path)
+
+
+def test_unknown_key_error_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[project]]\nname = "b"\nurl = "http://x"\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:4: unknown key 'colour' in \[project\]$"):
+        load_config(path)
+
+
+def test_wrong_type_error_names_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateway]\nport = "80"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:2: gateway.port: wrong type str$"):
+        load_config(path)
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[gateway\nport = 1\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: .*line 1"):
+        load_config(path)
+
+
+def test_duplicate_project_names_are_refused(tmp_path: Path) -> None:
+    text = '[[project]]\nname = "b"\nurl = "http://x"\n[[project]]\nname = "b"\nurl = "http://y"\n'
+    with pytest.raises(ConfigError, match=r"project name 'b' is defined twice$"):
+        load_config(write(tmp_path, text))
+
+
+def test_project_flag_is_name_equals_url() -> None:
+    assert parse_project_flag("billing=http://h:1/") == ProjectConfig("billing", "http://h:1")
+
+
+def test_project_flag_without_equals_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^--project 'billing': expected NAME=URL$"):
+        parse_project_flag("billing")
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("console", SinkSpec("console")),
+        ("jsonl:out/events.jsonl", SinkSpec("jsonl", "out/events.jsonl")),
+        ("webhook:https://chat/x", SinkSpec("webhook", "https://chat/x")),
+    ],
+)
+def test_sink_flag_kinds(text: str, spec: SinkSpec) -> None:
+    assert parse_sink_flag(text) == spec
+
+
+def test_unknown_sink_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^--sink 'slack:x': expected console"):
+        parse_sink_flag("slack:x")
+
+
+def test_default_sink_is_console() -> None:
+    assert GatewayConfig().sinks == (SinkSpec("console"),)
