@@ -42,3 +42,10 @@ def bench(session: nox.Session) -> None:
     """Print the benchmark figures (not a test; takes a few minutes)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def soak(session: nox.Session) -> None:
+    """Server and gateway under mixed load for 30 min (``-- --minutes N``); not in CI."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "benchmarks.soak", *session.posargs)

@@ -18,16 +18,20 @@ import logging
 from typing import Any
 
 import msgspec
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .auth import bearer_ok, unauthorized_response
 from .errors import InvalidParameter
 from .fastpath import events_fast_path
 from .guard import guard
 from .hub import EventHub, Source
 from .ingest import register_ingest
+from .metrics import SERVER_ROUTES, instrument, server_registry
 from .query import error_body
+from .sse import DEFAULT_KEEPALIVE_S
+from .stream import StreamStats, register_stream
 
 log = logging.getLogger("events_trio.app")
 
@@ -44,7 +48,13 @@ def _encode(value: object) -> bytes:
 
 
 def create_app(
-    hub: EventHub, *, sources: list[Source] | None = None, ingest_token: str | None = None
+    hub: EventHub,
+    *,
+    sources: list[Source] | None = None,
+    ingest_token: str | None = None,
+    read_token: str | None = None,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
+    stream_stats: StreamStats | None = None,
 ) -> QuartTrio:
     """Build the project server app over ``hub``.
 
@@ -56,15 +66,23 @@ def create_app(
             caller runs the hub (``run_server``).
         ingest_token: Enables ``POST /api/events`` for this bearer token
             (events_trio/ingest.py); ``None`` answers it with 403.
+        read_token: When set, every ``GET``/``HEAD`` under ``/api/`` needs
+            ``Authorization: Bearer <read_token>`` (401 otherwise);
+            ``/healthz`` stays open. See :func:`require_read_token`.
+        keepalive_s: Seconds between keep-alive comments on an idle
+            ``GET /api/events/stream`` (events_trio/stream.py).
+        stream_stats: Where open streams are counted (for metrics).
 
     Returns:
         The ASGI app.
     """
-    app = QuartTrio("events_trio")
+    app = QuartTrio("events_trio", static_folder=None)  # no static files to serve
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     _register_errors(app)
     register_ingest(app, hub, token=ingest_token)
+    require_read_token(app, read_token)
+    register_stream(app, hub, keepalive_s, stream_stats or StreamStats())
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -110,16 +128,50 @@ def create_app(
 
 
 def create_asgi(
-    hub: EventHub, *, sources: list[Source] | None = None, ingest_token: str | None = None
+    hub: EventHub,
+    *,
+    sources: list[Source] | None = None,
+    ingest_token: str | None = None,
+    read_token: str | None = None,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
 ) -> Any:
     """The complete ASGI app both hosting doors serve.
 
-    ``guard`` (stack hazards) -> ``events_fast_path`` (``GET /api/events``)
+    ``instrument`` (``GET /metrics``, request counts) -> ``guard`` (stack
+    hazards) -> ``events_fast_path`` (``GET /api/events``)
     -> the Quart app from :func:`create_app` (everything else). Arguments as
     for :func:`create_app`.
     """
-    quart_app = create_app(hub, sources=sources, ingest_token=ingest_token)
-    return guard(events_fast_path(hub, quart_app))
+    streams = StreamStats()
+    quart_app = create_app(
+        hub,
+        sources=sources,
+        ingest_token=ingest_token,
+        read_token=read_token,
+        keepalive_s=keepalive_s,
+        stream_stats=streams,
+    )
+    app = guard(events_fast_path(hub, quart_app, read_token=read_token))
+    # Outermost, so every answer counts (fast path and guard included).
+    return instrument(app, server_registry(hub, streams), SERVER_ROUTES)
+
+
+def require_read_token(app: QuartTrio, token: str | None) -> None:
+    """Answer 401 to ``GET``/``HEAD`` under ``/api/`` without the read token.
+
+    Covers every read route of ``app``, present and future (a stream
+    endpoint too); ``POST /api/events`` keeps its own ingest token and
+    ``/healthz`` stays open. No-op when ``token`` is ``None`` or empty.
+    """
+    if not token:
+        return
+
+    @app.before_request
+    async def check_read_token() -> Response | None:
+        reading = request.method in ("GET", "HEAD") and request.path.startswith("/api/")
+        if reading and not bearer_ok(request.headers, token):
+            return unauthorized_response()
+        return None
 
 
 def _register_errors(app: QuartTrio) -> None:

@@ -15,6 +15,12 @@ startup before the hub starts, see :func:`claim_single_worker`.
 
 The app is the one ``events-trio serve`` runs (:func:`~events_trio.app.create_asgi`);
 only settings, logging and the worker check differ.
+
+Access: ``EVENTS_TRIO_READ_TOKEN`` protects the read routes as
+``--read-token`` does. Hypercorn binds the socket itself, so the app cannot
+see the address and cannot refuse a non-loopback ``--bind`` without a
+token the way ``events-trio serve`` does: set the token when you bind
+beyond loopback (README, "Security").
 """
 
 from __future__ import annotations
@@ -87,7 +93,9 @@ def create_asgi_app(config: ServerConfig | None = None) -> Any:
     hub = EventHub(
         config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
     )
-    asgi_app = create_asgi(hub, sources=sources, ingest_token=config.ingest_token)
+    asgi_app = create_asgi(
+        hub, sources=sources, ingest_token=config.ingest_token, read_token=config.read_token
+    )
     watching = "no pipeline" if config.pipeline is None else f"pipeline {config.pipeline}"
     log.info("events-trio app ready (capacity %d, %s)", config.capacity, watching)
     return single_worker(asgi_app)

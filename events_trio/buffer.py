@@ -22,9 +22,13 @@ Goals:
 Plan: three parallel Python lists (stamps, events, encoded bytes) plus a
 ``_start`` offset. Eviction bumps ``_start``; the dead prefix is deleted
 once it is as long as the live part, so appends and evictions are amortised
-O(1) and ``bisect`` works on a plain list. Losses (evictions and upstream
-lag) go into a second pair of lists, (stamp, cumulative count), trimmed to
-``loss_history`` entries, so ``missed_since`` is a binary search too.
+O(1) and ``bisect`` works on a plain list. Losses go into two
+:class:`_LossSeries` (stamp, cumulative count), one for evictions and one
+for upstream lag, each trimmed to ``loss_history`` entries, so
+``missed_since`` is two binary searches. Two series, not one: an eviction
+carries the *old* event's stamp while a lag loss gets a *new* one, so
+interleaved they would not be sorted and ``bisect`` would miscount (a lag
+loss followed by an eviction was hidden from a client between the two).
 """
 
 from __future__ import annotations
@@ -50,6 +54,37 @@ ClockMs = Callable[[], int]
 def wall_clock_ms() -> int:
     """Milliseconds since the Unix epoch, from the system clock."""
     return time.time_ns() // 1_000_000
+
+
+class _LossSeries:
+    """Losses with ascending stamps: ``count_after(t)`` is a binary search.
+
+    Keeps the last ``history`` records itemised (trimmed in halves, amortised
+    O(1)); older cursors get a lower bound.
+    """
+
+    def __init__(self, history: int) -> None:
+        self._stamps: list[int] = []
+        self._cum: list[int] = []
+        self._history = history
+        self._base = 0  # cumulative count before the oldest itemised record
+        self.total = 0
+
+    def add(self, stamp: int, count: int) -> None:
+        # Callers add in ascending stamp order (evicted stamps, or fresh ones).
+        self.total += count
+        self._stamps.append(stamp)
+        self._cum.append(self.total)
+        if len(self._stamps) > 2 * self._history:
+            cut = len(self._stamps) - self._history
+            self._base = self._cum[cut - 1]
+            del self._stamps[:cut]
+            del self._cum[:cut]
+
+    def count_after(self, stamp: int) -> int:
+        index = bisect_right(self._stamps, stamp)
+        before = self._cum[index - 1] if index else self._base
+        return self.total - before
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +128,8 @@ class EventBuffer:
         self._encoded: list[bytes] = []
         self._start = 0
         self._last_stamp = 0
-        self._loss_stamps: list[int] = []
-        self._loss_cum: list[int] = []
-        self._loss_history = loss_history
-        self._loss_base = 0  # cumulative losses before the oldest itemised one
-        self._lost_total = 0
-        self._evicted_total = 0
-        self._lag_total = 0
+        self._evictions = _LossSeries(loss_history)
+        self._lags = _LossSeries(loss_history)
         self._pushed_total = 0
         self._listeners: list[Callable[[], None]] = []
         # (list index of the first event joined, pushes so far) -> body
@@ -149,31 +179,19 @@ class EventBuffer:
         """
         if count <= 0:
             return
-        self._lag_total += count
-        self._add_loss(self._issue_stamp(self.clock_ms()), count)
+        self._lags.add(self._issue_stamp(self.clock_ms()), count)
         for listener in self._listeners:
             listener()
 
     def _evict_oldest(self) -> None:
         stamp = self._stamps[self._start]
         self._start += 1
-        self._evicted_total += 1
-        self._add_loss(stamp, 1)
+        self._evictions.add(stamp, 1)
         if self._start * 2 >= len(self._stamps):
             del self._stamps[: self._start]
             del self._events[: self._start]
             del self._encoded[: self._start]
             self._start = 0
-
-    def _add_loss(self, stamp: int, count: int) -> None:
-        self._lost_total += count
-        self._loss_stamps.append(stamp)
-        self._loss_cum.append(self._lost_total)
-        if len(self._loss_stamps) > 2 * self._loss_history:
-            cut = len(self._loss_stamps) - self._loss_history
-            self._loss_base = self._loss_cum[cut - 1]
-            del self._loss_stamps[:cut]
-            del self._loss_cum[:cut]
 
     # -- reading ------------------------------------------------------------
 
@@ -212,9 +230,7 @@ class EventBuffer:
         Exact while ``since_ms`` is within the last ``loss_history`` losses;
         older cursors get a lower bound.
         """
-        index = bisect_right(self._loss_stamps, since_ms)
-        before = self._loss_cum[index - 1] if index else self._loss_base
-        return self._lost_total - before
+        return self._evictions.count_after(since_ms) + self._lags.count_after(since_ms)
 
     def snapshot(self) -> BufferSnapshot:
         """Metadata for response headers."""
@@ -224,8 +240,8 @@ class EventBuffer:
             size=len(self),
             latest_ms=self._last_stamp,
             oldest_ms=self._stamps[self._start] if len(self) else None,
-            evicted=self._evicted_total,
-            lost=self._lag_total,
+            evicted=self._evictions.total,
+            lost=self._lags.total,
         )
 
     @property

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import trio
 
+from .auth import add_access_arguments
 from .buffer import DEFAULT_CAPACITY
 from .config import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, ServerConfig
+from .demo import add_demo_command
 from .emit import add_emit_command
 from .errors import EventsTrioError
 from .gateway.cli import add_gateway_command
 from .hub import Source
+from .logjson import add_log_format_argument, formatter
 from .pipeline import DEFAULT_PIPELINE_DIR
 from .server import run_server
 from .watcher import PipelineWatcher
@@ -67,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         help="log verbosity (default: %(default)s)",
     )
+    add_log_format_argument(serve)
     _add_source_arguments(serve)
     serve.set_defaults(handler=_serve)
     add_emit_command(commands)
     add_gateway_command(commands)
+    add_demo_command(commands)
     return parser
 
 
@@ -89,27 +94,28 @@ def _add_source_arguments(serve: argparse.ArgumentParser) -> None:
         help="enable POST /api/events for this bearer token "
         "(default: $EVENTS_TRIO_INGEST_TOKEN; prefer the variable, flags show in ps)",
     )
+    add_access_arguments(serve, env="EVENTS_TRIO_READ_TOKEN")
 
 
-def configure_logging(level: str, *, logger: str | None = None) -> None:
+def configure_logging(level: str, *, logger: str | None = None, log_format: str = "text") -> None:
     """Log to stderr, one line per record.
 
     Args:
         level: ``debug``, ``info``, ``warning`` or ``error``.
+        log_format: ``text`` or ``json`` (one JSON object per line, logjson.py).
         logger: Configure only this logger, for a host that owns the root
             logger (Hypercorn: its own loggers propagate to the root, so a
             root handler would print their lines twice). It gets a handler
             unless the host configured the root already. Default: the root.
     """
-    line = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
     if logger is None:
-        logging.basicConfig(level=level.upper(), format=line, stream=sys.stderr)
+        logging.basicConfig(level=level.upper(), handlers=[handler])
     else:
         own = logging.getLogger(logger)
         own.setLevel(level.upper())
         if not logging.getLogger().handlers and not own.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(line))
             own.addHandler(handler)
     if level.lower() != "debug":
         # awatch logs "N changes detected" at INFO for every batch: noise here.
@@ -137,6 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         pipeline=None if args.no_watch else args.pipeline,
         ingest_token=args.ingest_token,
+        read_token=args.read_token,
+        allow_unauthenticated=args.allow_unauthenticated,
     )
     sources = [] if config.pipeline is None else [PipelineWatcher(config.pipeline)]
     for watcher in sources:
@@ -148,7 +156,9 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``events-trio`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    configure_logging(getattr(args, "log_level", "info"))
+    configure_logging(
+        getattr(args, "log_level", "info"), log_format=getattr(args, "log_format", "text")
+    )
     try:
         code: int = args.handler(args)
     except EventsTrioError as error:

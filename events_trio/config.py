@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from .auth import check_exposure
 from .broadcast import DEFAULT_CHANNEL_CAPACITY
 from .buffer import DEFAULT_CAPACITY, ClockMs, wall_clock_ms
 from .errors import ConfigError
+from .sse import DEFAULT_KEEPALIVE_S
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7070
@@ -21,7 +23,12 @@ DEFAULT_PORT: Final = 7070
 DEFAULT_GRACEFUL_TIMEOUT_S: Final = 1.0
 #: Seconds an idle keep-alive connection is kept open.
 DEFAULT_KEEP_ALIVE_S: Final = 75.0
+#: Seconds a request's head (request line and headers) may take to arrive,
+#: counted from its first byte; a slower client (slowloris) is disconnected.
+DEFAULT_HEADER_TIMEOUT_S: Final = 10.0
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+#: Seconds between keep-alive comments on an idle ``GET /api/events/stream``.
+DEFAULT_SSE_KEEPALIVE_S: Final = DEFAULT_KEEPALIVE_S
 ENV_PREFIX: Final = "EVENTS_TRIO_"
 
 
@@ -37,8 +44,16 @@ class ServerConfig:
             subscriber may fall behind before it lags).
         graceful_timeout_s: Grace period for in-flight requests at shutdown.
         keep_alive_s: Idle keep-alive timeout.
+        header_timeout_s: Deadline for a request's head, from its first byte.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        sse_keepalive_s: Keep-alive comment interval of idle event streams.
         clock_ms: Wall clock in ms used for stamps (injectable for tests).
+        pipeline: Pipeline directory to watch (``None``: none).
+        ingest_token: Enables ``POST /api/events`` (never shown in ``repr``).
+        read_token: Required as ``Authorization: Bearer`` by ``GET
+            /api/events`` and the other read routes (never shown in ``repr``).
+        allow_unauthenticated: Serve without a read token on a
+            non-loopback interface (refused otherwise).
     """
 
     host: str = DEFAULT_HOST
@@ -47,9 +62,13 @@ class ServerConfig:
     channel_capacity: int = DEFAULT_CHANNEL_CAPACITY
     graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     log_level: str = "info"
+    sse_keepalive_s: float = DEFAULT_SSE_KEEPALIVE_S
     pipeline: Path | None = None
     ingest_token: str | None = field(default=None, repr=False)
+    read_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated: bool = False
     clock_ms: ClockMs = field(default=wall_clock_ms, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +80,16 @@ class ServerConfig:
             raise ConfigError(f"channel capacity must be at least 1, got {self.channel_capacity}")
         if self.graceful_timeout_s < 0:
             raise ConfigError("graceful timeout must not be negative")
+        if not self.header_timeout_s > 0:
+            raise ConfigError("header timeout must be positive")
+        check_exposure(
+            self.host,
+            self.read_token,
+            allow_unauthenticated=self.allow_unauthenticated,
+            flag="--read-token (or EVENTS_TRIO_READ_TOKEN)",
+        )
+        if not self.sse_keepalive_s > 0:
+            raise ConfigError("SSE keep-alive interval must be positive")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
 
@@ -77,7 +106,8 @@ class ServerConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
         """Settings from ``EVENTS_TRIO_*`` variables (HOST, PORT, CAPACITY,
-        CHANNEL_CAPACITY, GRACEFUL_TIMEOUT, LOG_LEVEL, PIPELINE, INGEST_TOKEN).
+        CHANNEL_CAPACITY, GRACEFUL_TIMEOUT, HEADER_TIMEOUT, LOG_LEVEL, PIPELINE,
+        INGEST_TOKEN, READ_TOKEN, ALLOW_UNAUTHENTICATED).
 
         Raises:
             ConfigError: a variable does not parse; the message names it.
@@ -95,6 +125,20 @@ class ServerConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def parse_flag(text: str) -> bool:
+    """A boolean environment variable: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``.
+
+    Raises:
+        ValueError: anything else.
+    """
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 #: Environment variable suffix -> (field, converter).
 _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "HOST": ("host", str),
@@ -105,4 +149,7 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "LOG_LEVEL": ("log_level", str.lower),
     "PIPELINE": ("pipeline", Path),
     "INGEST_TOKEN": ("ingest_token", str),
+    "READ_TOKEN": ("read_token", str),
+    "ALLOW_UNAUTHENTICATED": ("allow_unauthenticated", parse_flag),
+    "HEADER_TIMEOUT": ("header_timeout_s", float),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from .auth import scope_bearer_ok, send_unauthorized
 from .errors import InvalidParameter
 from .hub import EventHub
 from .query import error_body, events_headers, parse_events_query
@@ -23,13 +24,20 @@ _JSON: Final = (b"content-type", b"application/json")
 ALLOWED: Final = b"GET, HEAD, POST"
 
 
-def events_fast_path(hub: EventHub, app: ASGIApp) -> ASGIApp:
-    """Serve ``GET``/``HEAD /api/events`` from ``hub``; pass the rest to ``app``."""
+def events_fast_path(hub: EventHub, app: ASGIApp, *, read_token: str | None = None) -> ASGIApp:
+    """Serve ``GET``/``HEAD /api/events`` from ``hub``; pass the rest to ``app``.
+
+    With ``read_token`` set, a request without ``Authorization: Bearer
+    <read_token>`` gets 401 before its query is even parsed.
+    """
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != EVENTS_PATH:
             await app(scope, receive, send)
         elif scope["method"] in ("GET", "HEAD"):
+            if not scope_bearer_ok(scope, read_token):
+                await send_unauthorized(send, head=scope["method"] == "HEAD")
+                return
             status, headers, body = await respond(hub, scope["query_string"])
             await _send(
                 send, status, headers, b"" if scope["method"] == "HEAD" else body, len(body)

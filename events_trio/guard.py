@@ -1,5 +1,10 @@
 """An ASGI wrapper that handles the stack's known hazards before Quart runs.
 
+* A request head over :data:`MAX_HEAD_BYTES` or with more than
+  :data:`MAX_HEADER_COUNT` headers gets 431 JSON (and ``Connection:
+  close``). h11 refuses a head over 16 KiB only while it is *incomplete*,
+  so one that arrives in a single read would pass; this makes the limit
+  the same however the bytes are split.
 * A ``Host`` header werkzeug cannot parse (a label over 63 characters,
   characters outside a hostname) makes werkzeug raise before Quart's error
   handlers run, which would be a 500. We answer 400 JSON ourselves.
@@ -32,6 +37,10 @@ _PORT: Final = re.compile(rb"[0-9]{1,5}")
 _MAX_LABEL: Final = 63
 _MAX_HOST: Final = 255
 DRAIN_LIMIT_BYTES: Final = 64 * 1024
+#: Largest request line plus headers, in bytes (h11's ``max_incomplete_event_size``).
+MAX_HEAD_BYTES: Final = 16 * 1024
+#: Most header fields in one request.
+MAX_HEADER_COUNT: Final = 100
 DRAIN_TIMEOUT_S: Final = 1.0
 
 
@@ -70,6 +79,9 @@ def guard(app: ASGIApp) -> ASGIApp:
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
+            return
+        if _head_too_large(scope):
+            await _reject(send, 431, "request_header_fields_too_large", HEAD_MESSAGE)
             return
         if _bad_host(scope):
             await _reject_host(send)
@@ -136,14 +148,30 @@ def _with_connection_close(message: Message) -> Message:
     return {**message, "headers": headers}
 
 
+HEAD_MESSAGE: Final = (
+    f"request line and headers must stay within {MAX_HEAD_BYTES} bytes "
+    f"and {MAX_HEADER_COUNT} header fields"
+)
+
+
+def _head_too_large(scope: Scope) -> bool:
+    headers = scope.get("headers", ())
+    if len(headers) > MAX_HEADER_COUNT:
+        return True
+    size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+    return size + sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEAD_BYTES
+
+
 async def _reject_host(send: Send) -> None:
-    body = msgspec.json.encode(
-        {"error": "bad_request", "message": "invalid Host header", "parameter": "Host"}
-    )
+    await _reject(send, 400, "bad_request", "invalid Host header", parameter="Host")
+
+
+async def _reject(send: Send, status: int, error: str, message: str, **extra: str) -> None:
+    body = msgspec.json.encode({"error": error, "message": message, **extra})
     await send(
         {
             "type": "http.response.start",
-            "status": 400,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

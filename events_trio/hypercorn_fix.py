@@ -10,33 +10,142 @@ whole server process down with it.
 :func:`install` swaps hypercorn's ``TCPServer`` for a subclass that treats a
 busy stream like a broken one and never lets an ordinary exception leave a
 connection task. Both hosting doors call it (``run_server`` and
-``events_trio.asgi``) before Hypercorn starts accepting.
+``events_trio.asgi``), and the gateway, before Hypercorn starts accepting.
+
+The subclass also enforces a **header deadline** (slowloris). h11 has none,
+and Hypercorn's ``read_timeout`` bounds every read, so it would also cut a
+long-poll whose client rightly sends nothing while it waits. Instead, a
+request's head (request line and headers) must be complete within
+``header_timeout_s`` (:data:`~events_trio.config.DEFAULT_HEADER_TIMEOUT_S`,
+10 s) of its first byte; otherwise the connection is closed without an
+answer. Idle keep-alive connections (no byte of a next request yet) are
+governed by ``keep_alive_timeout`` as before.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from math import inf
+from typing import Any, Final
 
 import trio
-from hypercorn.events import Closed, Event
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as hypercorn_run
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.trio.worker_context import TrioSingleTask
+
+from .config import DEFAULT_HEADER_TIMEOUT_S
+
+#: Seconds one write of a response may wait for a peer that does not read;
+#: then the connection is closed (Hypercorn's own writes wait for ever).
+SEND_TIMEOUT_S: Final = 30.0
 
 log = logging.getLogger("events_trio.hypercorn")
 
 _PASS_THROUGH: Final = (trio.Cancelled, KeyboardInterrupt, SystemExit)
 
 
+class EventsHypercornConfig(HypercornConfig):
+    """Hypercorn's settings plus ours (read by :class:`ContainedTCPServer`).
+
+    Also the meeting point of one server's connections at shutdown:
+    :meth:`cut_sends` bounds every write still blocked on a peer that does
+    not read (Hypercorn shields those writes from cancellation, so without
+    this a single such peer would hold the shutdown open for ever).
+    """
+
+    #: Seconds a request's head may take from its first byte (slowloris).
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    #: Seconds one write may wait for the peer to accept it.
+    send_timeout_s: float = SEND_TIMEOUT_S
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sends_deadline = inf
+        self.sending: set[trio.CancelScope] = set()
+
+    def cut_sends(self, grace_s: float) -> None:
+        """Give every write, current and future, at most ``grace_s`` more seconds."""
+        self.sends_deadline = trio.current_time() + grace_s
+        for scope in self.sending:
+            scope.deadline = min(scope.deadline, self.sends_deadline)
+
+
 class ContainedTCPServer(TCPServer):
-    """Hypercorn's ``TCPServer`` with connection errors kept to the connection."""
+    """Hypercorn's ``TCPServer`` with connection errors kept to the connection
+    and a deadline for each request's head."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_task = TrioSingleTask()
+        self._head_started = False  # bytes of a request head have arrived
+        self._in_request = False  # Hypercorn is handling a request
 
     async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            await self._send_raw(event.data)
+            return
+        if isinstance(event, Updated):
+            await self._request_state(in_request=not event.idle)
         try:
             await super().protocol_send(event)
         except trio.BusyResourceError:
             # Another task is closing the stream: the peer is gone either way.
             await self.protocol.handle(Closed())
+
+    async def _send_raw(self, data: bytes) -> None:
+        # Hypercorn's write, shielded as there (a cancelled write would leave a
+        # keep-alive connection mid-response), but with a deadline.
+        config = self.config
+        sending: set[trio.CancelScope] = getattr(config, "sending", set())
+        timeout_s = getattr(config, "send_timeout_s", SEND_TIMEOUT_S)
+        deadline = min(trio.current_time() + timeout_s, getattr(config, "sends_deadline", inf))
+        sent = False
+        async with self.send_lock:
+            with trio.CancelScope(shield=True, deadline=deadline) as scope:
+                sending.add(scope)
+                try:
+                    await self.stream.send_all(data)
+                    sent = True
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                    pass
+                finally:
+                    sending.discard(scope)
+            if scope.cancelled_caught:
+                log.info("closing a connection that does not read its response")
+                await self.stream.aclose()
+        if not sent:
+            await self.protocol.handle(Closed())
+
+    async def _request_state(self, *, in_request: bool) -> None:
+        self._in_request = in_request
+        if in_request and self._head_started:
+            self._head_started = False
+            await self._head_task.stop()
+
+    async def _read_data(self) -> None:
+        # Hypercorn's loop, plus arming the head deadline on a request's first byte.
+        while True:
+            try:
+                with trio.fail_after(self.config.read_timeout or inf):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if data and not self._in_request and not self._head_started:
+                self._head_started = True
+                await self._head_task.restart(self._task_group, self._head_timeout)
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
+
+    async def _head_timeout(self) -> None:
+        timeout_s = getattr(self.config, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S)
+        await trio.sleep(timeout_s)
+        log.info("closing a connection whose request head took over %g s", timeout_s)
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
 
     async def run(self) -> None:
         try:

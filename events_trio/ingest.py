@@ -20,7 +20,7 @@ All-or-nothing: every event is validated before the first is published.
 
 from __future__ import annotations
 
-import hmac
+import re
 from typing import Annotated, Final, TypeAlias
 
 import msgspec
@@ -29,6 +29,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .auth import UNAUTHORIZED_MESSAGE, WWW_AUTHENTICATE, bearer_matches
 from .events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
 from .hub import EventHub
 from .pipeline import derive_action
@@ -41,9 +42,15 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_BATCH_EVENTS: Final = 1000
 
 DISABLED_MESSAGE: Final = "ingest disabled: no ingest token configured"
-UNAUTHORIZED_MESSAGE: Final = "missing or invalid bearer token"
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+#: Longest id or stage name accepted (the watcher's item ids stop at 200 too).
+MAX_ID_CHARS: Final = 200
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+#: What an id or stage must not be or contain: it ends up in chat lines,
+#: terminals and possibly file names downstream.
+_UNSAFE_ID: Final = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]|^\.\.?$")
+UNSAFE_ID_MESSAGE: Final = "must not contain control characters, '/' or '\\', nor be '.' or '..'"
 
 
 class _Ingest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -53,9 +60,9 @@ class _Ingest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field
 class IngestWorkItem(_Ingest, frozen=True, tag="work_item"):
     """A stage transition reported by a tool (``from_stage`` is required here)."""
 
-    item_id: NonEmpty
-    stage: NonEmpty
-    from_stage: NonEmpty
+    item_id: Id
+    stage: Id
+    from_stage: Id
     action: str = ""
     commit_msg: str = ""
 
@@ -63,14 +70,14 @@ class IngestWorkItem(_Ingest, frozen=True, tag="work_item"):
 class IngestMergeFailure(_Ingest, frozen=True, tag="merge_failure"):
     """A merge failure reported by a tool."""
 
-    story_id: NonEmpty
+    story_id: Id
     reason: str
 
 
 class IngestStoryBlocked(_Ingest, frozen=True, tag="story_blocked"):
     """A blocked story reported by a tool."""
 
-    story_id: NonEmpty
+    story_id: Id
     reason: str
 
 
@@ -130,7 +137,29 @@ def decode_events(body: bytes) -> list[WatcherEvent]:
             "too_many_events",
             f"at most {MAX_BATCH_EVENTS} events per request, got {len(records)}",
         )
+    for index, record in enumerate(records):
+        check_ids(record, f"$[{index}]" if isinstance(decoded, list) else "$")
     return [to_watcher_event(record) for record in records]
+
+
+def check_ids(record: IngestEvent, where: str) -> None:
+    """Refuse ids and stages with control characters or path separators, ``.``, ``..``.
+
+    Args:
+        record: A decoded event.
+        where: Its position for the message, ``$`` or ``$[i]``.
+
+    Raises:
+        IngestError: 422 naming the field, in msgspec's style.
+    """
+    names = (
+        ("item_id", "stage", "from_stage") if isinstance(record, IngestWorkItem) else ("story_id",)
+    )
+    for name in names:
+        if _UNSAFE_ID.search(getattr(record, name)):
+            raise IngestError(
+                422, "invalid_event", f"{name} {UNSAFE_ID_MESSAGE} - at `{where}.{name}`"
+            )
 
 
 def check_token(header: str | None, token: str | None) -> None:
@@ -142,11 +171,7 @@ def check_token(header: str | None, token: str | None) -> None:
     """
     if not token:
         raise IngestError(403, "forbidden", DISABLED_MESSAGE)
-    scheme, _, given = (header or "").strip().partition(" ")
-    # Compare bytes: compare_digest refuses non-ASCII str. Headers arrive as latin-1.
-    expected = token.encode()
-    offered = given.strip().encode("latin-1", "replace")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
+    if not bearer_matches(header, token):
         raise IngestError(401, "unauthorized", UNAUTHORIZED_MESSAGE)
 
 
@@ -207,7 +232,7 @@ def _error_response(error: IngestError) -> Response:
     body = msgspec.json.encode({"error": error.error, "message": error.message})
     response = Response(body, error.status, content_type=JSON)
     if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="events-trio"'
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 

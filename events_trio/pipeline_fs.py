@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from watchfiles import Change
 from watchfiles.main import FileChange
@@ -30,6 +31,36 @@ from .pipeline import (
 
 # The watcher's logger (see pipeline.py): one name for all of the watcher's lines.
 log = logging.getLogger("events_trio.watcher")
+
+#: Paths remembered by :class:`OnceLog` before it starts over (bounds memory).
+ONCE_LOG_MAX_PATHS: Final = 10_000
+
+
+class OnceLog:
+    """Logs a message about a path the first time only, not once per change.
+
+    An editor that rewrites an ignored file every second must not write a
+    log line every second. Paths are logged with ``repr`` so a name holding
+    a newline cannot forge a log line. At most :data:`ONCE_LOG_MAX_PATHS`
+    are remembered; then the set starts over.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def log(self, level: int, message: str, path: object, *args: object) -> None:
+        """Log ``message % (path!r, *args)`` unless it was logged for ``path`` before."""
+        key = (message, str(path))
+        if key in self._seen:
+            return
+        if len(self._seen) >= ONCE_LOG_MAX_PATHS:
+            self._seen.clear()
+        self._seen.add(key)
+        log.log(level, message, str(path), *args)
+
+
+#: Shared by every watcher of the process (one per process in practice).
+once = OnceLog()
 
 
 def ensure_pipeline(root: Path, stages: Sequence[str] = DEFAULT_STAGES) -> bool:
@@ -69,7 +100,9 @@ def list_stage(stage_dir: Path, root_real: Path) -> list[ItemSeen]:
     """The work items present in one stage folder (empty if it cannot be read)."""
     try:
         names = sorted(os.listdir(stage_dir))
-    except OSError:
+    except OSError as error:
+        if stage_dir.exists():
+            once.log(logging.WARNING, "cannot read stage folder %r: %s", stage_dir, error.strerror)
         return []
     found = []
     for name in names:
@@ -115,8 +148,34 @@ def observe(root: Path, root_real: Path, changes: Iterable[FileChange]) -> list[
                     # the watch on the new folder was in place) produce no change.
                     found.extend(list_stage(path, root_real))
             case _:
-                log.debug("ignoring %s %s", change.name, raw)
+                once.log(logging.DEBUG, "ignoring %r (%s)", raw, change.name)
     return found
 
 
-__all__ = ["ensure_pipeline", "is_item_file", "list_stage", "observe", "scan_pipeline"]
+def rescan_observations(
+    items: Mapping[str, str], entries: Iterable[tuple[str, str]]
+) -> list[Observation]:
+    """Observations that turn known ``items`` (id -> stage) into a fresh scan's ``entries``.
+
+    For the polling fallback: every scanned item is present where it was
+    found; every known item not found where it was is absent there.
+    """
+    present = set(entries)
+    found: list[Observation] = [ItemSeen(stage, item_id, True) for stage, item_id in present]
+    found.extend(
+        ItemSeen(stage, item_id, False)
+        for item_id, stage in items.items()
+        if (stage, item_id) not in present
+    )
+    return found
+
+
+__all__ = [
+    "OnceLog",
+    "ensure_pipeline",
+    "is_item_file",
+    "list_stage",
+    "observe",
+    "rescan_observations",
+    "scan_pipeline",
+]

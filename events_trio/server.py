@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from .app import create_asgi
 from .config import ServerConfig
 from .errors import StartupError
 from .hub import EventHub, Source
+from .hypercorn_fix import EventsHypercornConfig
 from .hypercorn_fix import install as install_hypercorn_fix
 
 log = logging.getLogger("events_trio.server")
@@ -55,13 +55,14 @@ class RunningServer:
         self._stop.set()
 
 
-def hypercorn_config(config: ServerConfig) -> HypercornConfig:
+def hypercorn_config(config: ServerConfig) -> EventsHypercornConfig:
     """Hypercorn settings for ``config``: bind, timeouts, logging."""
-    hc = HypercornConfig()
+    hc = EventsHypercornConfig()
     host = f"[{config.host}]" if ":" in config.host else config.host
     hc.bind = [f"{host}:{config.port}"]
     hc.graceful_timeout = config.graceful_timeout_s
     hc.keep_alive_timeout = config.keep_alive_s
+    hc.header_timeout_s = config.header_timeout_s
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     return hc
@@ -93,8 +94,14 @@ async def run_server(
             config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
         )
     install_hypercorn_fix()
-    app = create_asgi(hub, ingest_token=config.ingest_token)
+    app = create_asgi(
+        hub,
+        ingest_token=config.ingest_token,
+        read_token=config.read_token,
+        keepalive_s=config.sse_keepalive_s,
+    )
     running = RunningServer(config.host, config.port, hub)
+    hc = hypercorn_config(config)
 
     async def trigger() -> None:
         async with trio.open_nursery() as race:
@@ -102,13 +109,12 @@ async def run_server(
                 race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
             race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
         hub.longpoll.release_all()
+        hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
         log.info("shutting down: no new connections, releasing long-polls")
 
     async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
         try:
-            await serve(
-                app, hypercorn_config(config), shutdown_trigger=trigger, task_status=task_status
-            )
+            await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
         finally:
             hub.stop()
 

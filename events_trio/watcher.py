@@ -27,7 +27,7 @@ from watchfiles.main import FileChange
 from .broadcast import BroadcastSender
 from .events import WatcherEvent, WorkItem
 from .pipeline import DEFAULT_STAGES, MOVE_HOLD_S, PipelineState
-from .pipeline_fs import ensure_pipeline, observe, scan_pipeline
+from .pipeline_fs import ensure_pipeline, observe, once, rescan_observations, scan_pipeline
 
 log = logging.getLogger("events_trio.watcher")
 
@@ -37,8 +37,11 @@ DEBOUNCE_MS: Final = 50
 STEP_MS: Final = 20
 #: awatch returns this often even when idle, so a replaced directory is noticed.
 ROOT_CHECK_MS: Final = 1_000
-#: How often a missing pipeline directory is looked for.
+#: How often a missing pipeline directory is looked for (and how often the
+#: polling fallback rescans).
 ROOT_POLL_S: Final = 0.5
+#: How long the polling fallback runs before awatch is tried again.
+WATCH_RETRY_S: Final = 5.0
 
 
 def _log_event(event: WorkItem) -> None:
@@ -88,6 +91,11 @@ class PipelineWatcher:
         self.step_ms = step_ms
         self.hold_s = hold_s
         self.root_poll_s = root_poll_s
+        self.watch_retry_s = WATCH_RETRY_S
+        # Set by the pump when awatch cannot watch the tree (an unreadable
+        # folder inside: inotify and watchfiles' polling both give up).
+        self._unwatchable = False
+        self._retrying = False
 
     async def __call__(
         self,
@@ -109,6 +117,10 @@ class PipelineWatcher:
             while True:
                 if self.root.is_dir():
                     await self._session(state, sender, status)
+                    status = None
+                    if self._unwatchable:
+                        await self._poll_fallback(state, sender)
+                        continue
                     log.warning(
                         "pipeline directory %s is gone; waiting for it to return", self.root
                     )
@@ -156,7 +168,10 @@ class PipelineWatcher:
             # checkpoint, so once start() returns the scan below misses nothing.
             await nursery.start(self._pump, stop, batches_in)
             state.reset(scan_pipeline(self.root))
-            log.info("watching %s: %d work items", self.root, len(state.items))
+            # After a polling fallback awatch is retried every few seconds: quietly.
+            level = logging.DEBUG if self._retrying else logging.INFO
+            log.log(level, "watching %s: %d work items", self.root, len(state.items))
+            self._retrying = False
             if task_status is not None:
                 task_status.started()
             try:
@@ -187,8 +202,31 @@ class PipelineWatcher:
             try:
                 async for batch in changes:
                     batches.send_nowait(batch)
-            except OSError as error:  # the directory vanished before the watch began
-                log.warning("cannot watch %s: %s", self.root, error)
+            except OSError as error:  # vanished before the watch began, or unreadable inside
+                once.log(logging.WARNING, "cannot watch %r: %s", self.root, error)
+                self._unwatchable = self.root.is_dir()
+
+    async def _poll_fallback(
+        self, state: PipelineState, sender: BroadcastSender[WatcherEvent]
+    ) -> None:
+        """Rescan every ``root_poll_s`` for ``watch_retry_s``, then let awatch try again."""
+        self._unwatchable = False
+        self._retrying = True
+        once.log(
+            logging.WARNING,
+            "polling %r every %g s until it can be watched",
+            self.root,
+            self.root_poll_s,
+        )
+        deadline = trio.current_time() + self.watch_retry_s
+        while self.root.is_dir() and trio.current_time() < deadline:
+            now = trio.current_time()
+            seen = rescan_observations(state.items, scan_pipeline(self.root))
+            for event in state.apply(seen, now):
+                _log_event(event)
+                sender.send_nowait(event)
+            state.expire(now)
+            await trio.sleep(self.root_poll_s)
 
     async def _consume(
         self,

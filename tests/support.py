@@ -54,9 +54,12 @@ class CliProcess:
         *,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
         self.proc = subprocess.Popen(
             args,
+            # Callers pass only async-signal-safe work (one prctl call, resolved before fork).
+            preexec_fn=preexec_fn,  # noqa: PLW1509
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -218,3 +218,16 @@ def test_listeners_are_called_on_push_and_loss() -> None:
     buf.record_lost(1)
     buf.record_lost(0)
     assert calls == ["changed", "changed"]
+
+
+def test_lag_loss_followed_by_an_eviction_is_reported_to_a_client_between_them() -> None:
+    # Found by tests/test_buffer_properties.py: an eviction carries the old
+    # event's stamp, a lag loss a new one; kept in one list they were unsorted
+    # and the binary search missed the lag loss.
+    clock = Clock(100)
+    buf = EventBuffer(1, clock_ms=clock)
+    buf.push(merge(clock()))  # stamp 100
+    buf.record_lost(1)  # stamp 101
+    buf.push(merge(clock()))  # stamp 102, evicts 100
+    assert buf.missed_since(100) == 1
+    assert buf.missed_since(99) == 2

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import httpx
 import pytest
 import trio
 
 from events_trio.config import ServerConfig
 from events_trio.server import RunningServer, run_server
-from tests.support import FakeClockMs, until
+from tests.support import EVENTS_TRIO, CliProcess, FakeClockMs, until
 
 TRUNCATED = (
     b"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc"  # 3 of 100 bytes
@@ -127,3 +130,20 @@ async def test_responses_after_shutdown_began_close_the_connection(
         await until(lambda: server.hub.longpoll.waiting == 1)
         server.shutdown()
     assert result[0].headers["connection"] == "close"
+
+
+def test_cli_server_process_survives_truncated_bodies_with_half_close(tmp_path: Path) -> None:
+    # The crash of hypercorn issue #203 takes down the whole process: prove it
+    # against `events-trio serve` itself, not only against run_server in-process.
+    with CliProcess([EVENTS_TRIO, "serve", "--port", "0", "--no-watch"], cwd=tmp_path) as server:
+        host, port = server.url().removeprefix("http://").rsplit(":", 1)
+        for n in range(300):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                path = ("/nope", "/api/events", "/healthz")[n % 3]
+                sock.sendall(TRUNCATED.replace(b"{path}", path.encode()))
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass
+        assert server.proc.poll() is None
+        assert httpx.get(f"{server.url()}/api/events", timeout=10).content == b"[]"
+        assert server.stop() == 0

@@ -12,6 +12,8 @@ Routes:
 * ``GET /api/projects`` — each project's name, url, state, cursor,
   last_event_ms, last_error (never its token).
 * ``GET /healthz`` — liveness.
+* ``GET /api/events/stream`` — the merged log as Server-Sent Events
+  (``stream.py``); ``GET /`` — the live page (``page.py``).
 
 Errors are JSON objects like the project server's.
 """
@@ -27,11 +29,15 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 # The project server's error handlers: one JSON error shape for both processes.
-from ..app import JSON, _register_errors
+from ..app import JSON, _register_errors, require_read_token
 from ..longpoll import MAX_WAIT_S
 from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
+from ..sse import DEFAULT_KEEPALIVE_S
+from ..stream import StreamStats
+from .page import register_page
 from .status import ProjectStatus
 from .store import EventLog
+from .stream import register_log_stream
 from .tracker import MAX_STAMP_MS
 
 #: Most entries one ``GET /api/events`` answer carries; a client pages on.
@@ -39,19 +45,35 @@ MAX_PAGE_EVENTS: Final = 1000
 _TRUE: Final = ("1", "true", "yes")
 
 
-def create_gateway_app(log_store: EventLog, statuses: Sequence[ProjectStatus]) -> QuartTrio:
+def create_gateway_app(
+    log_store: EventLog,
+    statuses: Sequence[ProjectStatus],
+    *,
+    read_token: str | None = None,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
+    stream_stats: StreamStats | None = None,
+) -> QuartTrio:
     """Build the gateway app.
 
     Args:
         log_store: The merged log the routes serve.
         statuses: Live status of every project, in registry order.
+        read_token: When set, ``GET``/``HEAD`` under ``/api/`` need
+            ``Authorization: Bearer <read_token>`` (401 otherwise);
+            ``/healthz`` stays open.
+        keepalive_s: Keep-alive comment interval of ``GET /api/events/stream``.
+        stream_stats: Where open streams are counted (for metrics).
 
     Returns:
         The ASGI app.
     """
-    app = QuartTrio("events_trio.gateway")
+    # static_folder=None: page.py serves the shipped files by name, nothing else.
+    app = QuartTrio("events_trio.gateway", static_folder=None)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     _register_errors(app)
+    require_read_token(app, read_token)
+    register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
+    register_page(app)
     watch = log_store.watch
 
     @app.get("/api/events")

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, TypeAlias
 from ..buffer import ClockMs, wall_clock_ms
 from ..config import LOG_LEVELS
 from ..errors import ConfigError
+from ..sse import DEFAULT_KEEPALIVE_S
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")
@@ -144,7 +145,12 @@ class GatewayConfig:
         retention_age_s: Log entries older than this are deleted.
         graceful_timeout_s: Grace period for in-flight requests at shutdown.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        sse_keepalive_s: Keep-alive comment interval of idle event streams.
         clock_ms: Wall clock in ms for the gateway's stamps (tests pin it).
+        read_token: Required as ``Authorization: Bearer`` by the gateway's
+            ``/api/*`` routes (never shown in ``repr``).
+        allow_unauthenticated: Serve without a read token on a
+            non-loopback interface (refused otherwise).
     """
 
     projects: tuple[ProjectConfig, ...] = ()
@@ -158,7 +164,10 @@ class GatewayConfig:
     retention_age_s: float = DEFAULT_RETENTION_AGE_S
     graceful_timeout_s: float = DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S
     log_level: str = "info"
+    sse_keepalive_s: float = DEFAULT_KEEPALIVE_S
     clock_ms: ClockMs = field(default=wall_clock_ms, repr=False, compare=False)
+    read_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated: bool = False
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -265,6 +274,8 @@ _GATEWAY_KEYS: Final[dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "poll_interval_s": ("interval_s", (int, float)),
     "retention_events": ("retention_events", int),
     "retention_days": ("retention_age_s", (int, float)),
+    "read_token": ("read_token", str),
+    "allow_unauthenticated": ("allow_unauthenticated", bool),
 }
 _PROJECT_KEYS: Final = {"name": str, "url": str, "token": str, "poll_interval_s": (int, float)}
 _SINK_KEYS: Final = {

@@ -110,8 +110,16 @@ class Poller:
         if position is not None:
             self.status.cursor = position.cursor
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self._rand = rand
+        # Pollers started together would all poll interval servers in the
+        # same instant every interval: the first paced pause is cut short at
+        # random (by up to one interval), which spreads them for good.
+        self._spread_next_pause = True
         self._down_since: float | None = None
         self._failures_in_row = 0
+        # Paces restarts in a row (an instance that changes on every answer).
+        self._restarts_in_row = 0
+        self._restart_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll until cancelled; the first request goes out at once."""
@@ -136,7 +144,9 @@ class Poller:
         try:
             await self._accept(result)
         except sqlite3.Error as error:
+            # Nothing acknowledged, cursor unchanged: the next poll re-reads.
             log.error("[%s] cannot write the state store: %s", self.project.name, error)
+            self.status.last_error = f"state store: {error}"
             await trio.sleep(self.backoff.next_delay())
             return
         await self._pace(result, started, first)
@@ -165,7 +175,8 @@ class Poller:
     async def _get(self, wait: float) -> PollResponse:
         since = 0 if self.position is None else self.position.cursor
         params = {"since": str(since), "wait": f"{wait:g}"}
-        headers = {"Accept": "application/json"}
+        # identity: a compressed body could inflate far past the cap in one chunk.
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if self.project.token:
             headers["Authorization"] = f"Bearer {self.project.token}"
         url = f"{self.project.url}/api/events"
@@ -173,12 +184,10 @@ class Poller:
         async with self.client.stream(
             "GET", url, params=params, headers=headers, timeout=None
         ) as r:
-            body = bytearray()
-            async for chunk in r.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise BadResponse(f"response body over {MAX_BODY_BYTES} bytes")
-            return PollResponse(r.status_code, r.headers, bytes(body))
+            if int(r.headers.get("content-length", 0)) > MAX_BODY_BYTES:
+                raise BadResponse(f"response body over {MAX_BODY_BYTES} bytes")
+            body = await _read_capped(r)
+            return PollResponse(r.status_code, r.headers, body)
 
     # -- outcomes ----------------------------------------------------------
 
@@ -186,7 +195,12 @@ class Poller:
         records = result.records
         if self._down_since is not None:
             records = (self._recovered_notice(), *records)
-        await self.log_store.append(self.project.name, records, result.position)
+        if records or result.position != self.position:
+            entries = await self.log_store.append(self.project.name, records, result.position)
+            self.status.events_received += sum(entry.kind == "event" for entry in entries)
+        # else: an empty answer that moves nothing (every idle long-poll's end)
+        # has nothing to persist; skipping the transaction saves a worker-thread
+        # round trip and a WAL write per poll (most of an idle fleet's polls).
         self._down_since = None
         self._failures_in_row = 0
         self.backoff.reset()
@@ -235,12 +249,47 @@ class Poller:
             log.error("[%s] cannot write the state store: %s", self.project.name, store_error)
 
     async def _pace(self, result: PollResult, started: float, first: bool) -> None:
-        if result.restarted or first:
+        if result.restarted:
+            self._restarts_in_row += 1
+            if self._restarts_in_row > 1:
+                # Restarted again at once: the instance changes on every answer
+                # (two servers behind one URL?). Back off rather than spin
+                # re-reading and posting "restarted" notices.
+                log.warning("[%s] server instance keeps changing", self.project.name)
+                await trio.sleep(self._restart_backoff.next_delay())
+            return
+        self._restarts_in_row = 0
+        self._restart_backoff.reset()
+        if first:
             return
         if not result.long_poll:
-            await trio.sleep_until(started + self.settings.interval_s)
+            pause = self.settings.interval_s
+            if self._spread_next_pause:
+                self._spread_next_pause = False
+                pause *= 1.0 - self._rand()
+            await trio.sleep_until(started + pause)
         elif not result.records:
             await trio.sleep_until(started + MIN_EMPTY_LONG_POLL_S)
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """The body, or :class:`BadResponse` as soon as it grows past ``MAX_BODY_BYTES``.
+
+    Reading stops by cancelling the next read rather than by raising between
+    reads: the cancellation then unwinds httpcore's body generators from
+    inside, where raising here would leave them suspended until garbage
+    collection (a ``ResourceWarning`` under Trio). Nothing past the cap plus
+    one chunk is held in memory.
+    """
+    body = bytearray()
+    with trio.CancelScope() as cut:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                cut.cancel()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadResponse(f"response body over {MAX_BODY_BYTES} bytes")
+    return bytes(body)
 
 
 def _describe(error: httpx.HTTPError) -> str:

@@ -27,15 +27,20 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from ..auth import check_exposure
 from ..config import ServerConfig
 from ..errors import ConfigError, StartupError
 from ..guard import guard
+from ..hypercorn_fix import install as install_hypercorn_fix
+from ..metrics import instrument
 from ..server import _first_leaf, _startup_error, hypercorn_config
 from .app import create_gateway_app
 from .config import GatewayConfig
+from .metrics import GATEWAY_ROUTES, GatewayMetrics
 from .poller import Poller, PollerSettings
 from .sinks import Sink, SinkRunner, build_sink
 from .store import EventLog, open_sqlite_log
+from .transport import PerOriginTransport
 
 log = logging.getLogger("events_trio.gateway")
 
@@ -80,16 +85,26 @@ class RunningGateway:
 def make_client(project_count: int) -> httpx.AsyncClient:
     """The HTTP client shared by every poller and webhook.
 
-    Each long-poll holds one connection for up to its wait, so the pool
-    must allow one per project (plus room for webhooks); keep-alive lets
-    each project's next poll reuse its connection instead of reconnecting.
+    Connections are pooled per origin (transport.py): one pool for all
+    projects costs O(n^2) per poll in httpcore, 94% of the CPU at 1,000
+    projects. Each long-poll holds one connection for up to its wait, so an
+    origin's pool allows one per project (all of them could sit behind one
+    origin) plus room for webhooks; it keeps them all alive for reuse, so
+    each project's next poll goes out on its connection without a new
+    handshake; and drops idle ones before Hypercorn's 75 s keep-alive
+    timeout would.
     """
     limits = httpx.Limits(
         max_connections=project_count + 32,
-        max_keepalive_connections=project_count + 16,
+        # Equal to max_connections: httpcore 1.0 compares ALL of a pool's
+        # connections (not just idle ones) with this, and closes idle ones
+        # beyond it, which a project's next poll would then have to reopen.
+        max_keepalive_connections=project_count + 32,
         keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY_S,
     )
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        transport=PerOriginTransport(limits), follow_redirects=False, trust_env=False
+    )
 
 
 async def run_gateway(
@@ -114,8 +129,16 @@ async def run_gateway(
 
     Raises:
         StartupError: the address cannot be bound.
-        ConfigError: the state directory cannot be used.
+        ConfigError: the state directory cannot be used; or ``config.host``
+            is not loopback and there is no read token (nor
+            ``allow_unauthenticated``).
     """
+    check_exposure(
+        config.host,
+        config.read_token,
+        allow_unauthenticated=config.allow_unauthenticated,
+        flag="--read-token (or EVENTS_TRIO_GATEWAY_READ_TOKEN)",
+    )
     async with AsyncExitStack() as stack:
         log_store = await _open_log(config)
         stack.push_async_callback(_close_log, log_store)
@@ -161,7 +184,17 @@ async def _supervise(
     task_status: trio.TaskStatus[RunningGateway],
 ) -> None:
     background = trio.CancelScope()
-    app = guard(create_gateway_app(running.log_store, [p.status for p in running.pollers]))
+    statuses = [p.status for p in running.pollers]
+    metrics = GatewayMetrics(running.log_store, running.pollers, running.runners)
+    gateway_app = create_gateway_app(
+        running.log_store,
+        statuses,
+        read_token=config.read_token,
+        keepalive_s=config.sse_keepalive_s,
+        stream_stats=metrics.streams,
+    )
+    app = instrument(guard(gateway_app), metrics.registry, GATEWAY_ROUTES, metrics.refresh)
+    install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
 
     async def trigger() -> None:
         async with trio.open_nursery() as race:
@@ -227,7 +260,11 @@ async def _retention(log_store: EventLog, config: GatewayConfig) -> None:
 
 def _server_config(config: GatewayConfig) -> ServerConfig:
     return ServerConfig(
-        host=config.host, port=config.port, graceful_timeout_s=config.graceful_timeout_s
+        host=config.host,
+        port=config.port,
+        graceful_timeout_s=config.graceful_timeout_s,
+        # Exposure was checked against the gateway's own read token (run_gateway).
+        allow_unauthenticated=True,
     )
 
 

@@ -29,6 +29,7 @@ class ProjectStatus:
         skipped_unknown: Events of an unknown ``type`` skipped so far.
         polls: Successful polls.
         failures: Failed polls.
+        events_received: Events appended to the log (duplicates not counted).
     """
 
     name: str
@@ -41,6 +42,7 @@ class ProjectStatus:
     skipped_unknown: int = 0
     polls: int = 0
     failures: int = 0
+    events_received: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The object served by ``GET /api/projects``."""

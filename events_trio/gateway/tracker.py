@@ -175,7 +175,9 @@ def _first(
     replay: bool,
 ) -> PollResult:
     newest = max([0, latest or 0, *unknown, *(e.timestamp_ms for e in events)])
-    records = tuple(Incoming(e, e.timestamp_ms) for e in events) if replay else ()
+    records = (
+        tuple(Incoming(e, e.timestamp_ms) for e in sorted(events, key=_stamp)) if replay else ()
+    )
     newest_event = records[-1].project_ts if records else None
     return PollResult(
         records, Position(instance, newest), long_poll, len(unknown), False, newest_event
@@ -195,15 +197,21 @@ def _follow(
     if gap is not None:
         records.append(gap)
     newest_event: int | None = None
-    for event in events:
+    # Sorted: a server that answers out of order still yields a log in stamp
+    # order per project; the cursor then lands on the newest, never lower.
+    for event in sorted(events, key=_stamp):
         if event.timestamp_ms > position.cursor:
             records.append(Incoming(event, event.timestamp_ms))
-            newest_event = max(newest_event or 0, event.timestamp_ms)
+            newest_event = event.timestamp_ms
     cursor = max(
         [position.cursor, newest_event or 0, *unknown, _header_u64(headers, H_LATEST) or 0]
     )
     new_position = Position(position.instance, cursor)
     return PollResult(tuple(records), new_position, long_poll, len(unknown), False, newest_event)
+
+
+def _stamp(event: StoredEvent) -> int:
+    return event.timestamp_ms
 
 
 def _gap_notice(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -109,12 +110,26 @@ class SinkRunner:
         if self.sink.group_window_s > 0:
             await trio.sleep(self.sink.group_window_s)
         await trio.sleep_until(self._last_delivery + self.sink.min_interval_s)
-        page = await self.log_store.read(self.offset, self.settings.batch_limit)
+        try:
+            page = await self.log_store.read(self.offset, self.settings.batch_limit)
+        except sqlite3.Error as error:
+            log.error("sink %s cannot read the state store: %s", self.sink.name, error)
+            await trio.sleep(self.backoff.next_delay())
+            return
         if page.entries:
             await self._deliver_with_retries(page.entries)
         with trio.CancelScope(shield=True):
-            await self.log_store.commit(self.sink.name, page.covered_seq)
+            await self._commit(page.covered_seq)
         self.offset = page.covered_seq
+
+    async def _commit(self, offset: int) -> None:
+        try:
+            await self.log_store.commit(self.sink.name, offset)
+        except sqlite3.Error as error:
+            # Delivered but not recorded (disk full, read-only state dir): the
+            # offset still advances in memory, so nothing repeats while this
+            # process runs; the next commit that succeeds records it.
+            log.error("sink %s cannot record its offset: %s", self.sink.name, error)
 
     async def _deliver_with_retries(self, entries: Sequence[LogEntry]) -> None:
         while True:

@@ -1,0 +1,176 @@
+// events-trio gateway page: the merged feed from GET /api/events/stream
+// (EventSource reconnects with Last-Event-ID by itself) and the project
+// table from GET /api/projects. No dependencies, no build step.
+"use strict";
+
+(function () {
+  const FEED_LIMIT = 500; // entries kept on the page
+  const HISTORY_MS = 60 * 60 * 1000; // first load shows the last hour
+  const PROJECTS_EVERY_MS = 2000;
+  const TIMES_EVERY_MS = 5000;
+
+  const feed = document.getElementById("feed");
+  const emptyFeed = document.getElementById("empty-feed");
+  const notices = document.getElementById("notices");
+  const noNotices = document.getElementById("no-notices");
+  const projectRows = document.querySelector("#projects tbody");
+  const projectFilter = document.getElementById("filter-project");
+  const typeFilter = document.getElementById("filter-type");
+  const connection = document.getElementById("connection");
+  const seen = new Set(); // ids already shown: a reconnect never duplicates
+
+  // Same rule as events_trio/gateway/sinks/format.py stage_name():
+  // "3_qa" -> "QA", "2_current" -> "Current", "Current" -> "Current".
+  const STAGE_WORDS = { qa: "QA" };
+  function stageName(key) {
+    const match = /^[0-9]+_(.+)$/.exec(key);
+    if (!match) return key;
+    return match[1]
+      .split("_")
+      .map((w) => STAGE_WORDS[w.toLowerCase()] || w.charAt(0).toUpperCase() + w.slice(1).toLowerCase())
+      .join(" ");
+  }
+
+  function relative(ms) {
+    const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 5) return "just now";
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 86400) return Math.floor(s / 3600) + " h ago";
+    return Math.floor(s / 86400) + " d ago";
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function describe(event) {
+    switch (event.type) {
+      case "stage_transition":
+        return [event.story_id + "  " + stageName(event.from_stage) + " -> " + stageName(event.to_stage), ""];
+      case "merge_failure":
+        return ["merge failed: " + event.story_id, event.reason];
+      case "story_blocked":
+        return ["blocked: " + event.story_id, event.reason];
+      case "gateway_notice":
+        return [event.message, ""];
+      default:
+        return [event.type + (event.story_id ? ": " + event.story_id : ""), ""];
+    }
+  }
+
+  function visible(item) {
+    const project = projectFilter.value;
+    const type = typeFilter.value;
+    return (!project || item.dataset.project === project) && (!type || item.dataset.type === type);
+  }
+
+  function applyFilters() {
+    for (const item of feed.children) item.hidden = !visible(item);
+  }
+
+  function addEntry(id, event) {
+    if (!id || seen.has(id)) return;
+    seen.add(id);
+    const [text, reason] = describe(event);
+    const item = el("li", "kind-" + event.type);
+    item.dataset.id = id;
+    item.dataset.project = event.project || "";
+    item.dataset.type = event.type;
+    item.append(el("span", "project", event.project || ""));
+    const what = el("span", "what", text);
+    if (reason) what.append(" ", el("span", "reason", "— " + reason));
+    item.append(what);
+    const time = el("time", "", relative(event.timestamp_ms));
+    time.dateTime = new Date(event.timestamp_ms).toISOString();
+    time.dataset.ms = String(event.timestamp_ms);
+    time.title = time.dateTime;
+    item.append(time);
+    item.hidden = !visible(item);
+    feed.prepend(item);
+    while (feed.children.length > FEED_LIMIT) {
+      seen.delete(feed.lastElementChild.dataset.id);
+      feed.lastElementChild.remove();
+    }
+    emptyFeed.hidden = true;
+    if (event.project) knowProject(event.project);
+  }
+
+  function addNotice(text) {
+    const item = el("li", "", text);
+    notices.prepend(item);
+    while (notices.children.length > 20) notices.lastElementChild.remove();
+    noNotices.hidden = true;
+  }
+
+  function knowProject(name) {
+    for (const option of projectFilter.options) if (option.value === name) return;
+    projectFilter.append(new Option(name, name));
+  }
+
+  function cell(text, className) {
+    return el("td", className, text === null || text === undefined ? "—" : String(text));
+  }
+
+  function renderProjects(projects) {
+    const rows = projects.map((p) => {
+      const row = el("tr");
+      row.dataset.project = p.name;
+      row.append(el("th", "", p.name));
+      row.firstChild.scope = "row";
+      const state = cell(p.state, "state state-" + p.state);
+      row.append(state);
+      row.append(cell(p.last_event_ms ? relative(p.last_event_ms) : null));
+      row.append(cell(p.cursor, "cursor"));
+      row.append(cell(p.last_error));
+      knowProject(p.name);
+      return row;
+    });
+    projectRows.replaceChildren(...rows);
+  }
+
+  async function refreshProjects() {
+    try {
+      const response = await fetch("/api/projects", { headers: { Accept: "application/json" } });
+      if (response.ok) renderProjects(await response.json());
+    } catch (error) {
+      // The gateway is restarting; the next refresh tries again.
+    }
+  }
+
+  function connect() {
+    const since = Date.now() - HISTORY_MS;
+    const source = new EventSource("/api/events/stream?since=" + since);
+    source.onopen = () => {
+      connection.textContent = "live";
+      connection.className = "connection live";
+    };
+    source.onerror = () => {
+      connection.textContent = "reconnecting…";
+      connection.className = "connection lost";
+    };
+    source.onmessage = (message) => addEntry(message.lastEventId, JSON.parse(message.data));
+    source.addEventListener("notice", (message) => {
+      const notice = JSON.parse(message.data);
+      if (seen.has(message.lastEventId)) return;
+      addEntry(message.lastEventId, notice);
+      addNotice(notice.message);
+      refreshProjects();
+    });
+    source.addEventListener("gap", (message) => {
+      addNotice(JSON.parse(message.data).missed + " events missed");
+    });
+  }
+
+  projectFilter.addEventListener("change", applyFilters);
+  typeFilter.addEventListener("change", applyFilters);
+  setInterval(refreshProjects, PROJECTS_EVERY_MS);
+  setInterval(() => {
+    for (const time of feed.querySelectorAll("time")) time.textContent = relative(Number(time.dataset.ms));
+  }, TIMES_EVERY_MS);
+  refreshProjects();
+  connect();
+})();

@@ -1,0 +1,97 @@
+"""``GET /api/events/stream`` on the gateway: the merged log as Server-Sent Events.
+
+Like the project server's stream (``events_trio/stream.py``), over the
+durable log: ``id:`` is the gateway's stamp (the log offset), ``data:`` is
+the entry exactly as the gateway's ``GET /api/events`` serves it (with
+``project`` and ``project_timestamp_ms``). Notices (unreachable, recovered,
+missed, restarted) are sent too, as ``event: notice``. A reconnect with
+``Last-Event-ID`` — also to a restarted gateway over the same state
+directory — continues after the last entry received: nothing is repeated,
+nothing skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from ..sse import (
+    CONTENT_TYPE,
+    LAST_EVENT_ID,
+    STREAM_HEADERS,
+    comment_frame,
+    event_frame,
+    id_frame,
+    resume_cursor,
+    retry_frame,
+)
+from ..stream import STREAM_PATH, StreamStats
+from .store import EventLog, Page
+from .tracker import MAX_STAMP_MS
+
+#: Log entries read per step; a client far behind catches up in pages this size.
+STREAM_PAGE_ENTRIES: Final = 500
+NOTICE_EVENT: Final = "notice"
+
+
+def page_frames(page: Page, cursor: int) -> tuple[bytes, int]:
+    """Frames of one page of the log and the cursor after it."""
+    frames = [
+        event_frame(
+            entry.body, id=entry.seq, event=NOTICE_EVENT if entry.kind == "notice" else None
+        )
+        for entry in page.entries
+    ]
+    last = page.entries[-1].seq if page.entries else cursor
+    if page.covered_seq > last:
+        frames.append(id_frame(page.covered_seq))
+    return b"".join(frames), max(cursor, page.covered_seq)
+
+
+async def log_frames(
+    log_store: EventLog, cursor: int, keepalive_s: float, stats: StreamStats
+) -> AsyncIterator[bytes]:
+    """The body of one stream: frames until the gateway releases its waiters."""
+    watch = log_store.watch
+    stats.open += 1
+    try:
+        yield retry_frame()
+        while True:
+            page = await log_store.read(cursor, STREAM_PAGE_ENTRIES, notices=True)
+            frames, cursor = page_frames(page, cursor)
+            if frames:
+                yield frames
+            if len(page.entries) == STREAM_PAGE_ENTRIES:
+                continue  # more to catch up on
+            if watch.released:
+                return
+            with trio.move_on_after(keepalive_s):
+                await watch.wait_newer(cursor)
+            if not watch.has_newer(cursor) and not watch.released:
+                yield comment_frame()
+    finally:
+        stats.open -= 1
+
+
+def register_log_stream(
+    app: QuartTrio, log_store: EventLog, keepalive_s: float, stats: StreamStats
+) -> None:
+    """Add ``GET /api/events/stream`` to the gateway ``app``."""
+
+    @app.get(STREAM_PATH)
+    async def stream() -> Response:
+        cursor = resume_cursor(request.headers.get(LAST_EVENT_ID), request.args.getlist("since"))
+        # Any u64 is a valid cursor; SQLite integers stop at 2^63-1 (as GET /api/events).
+        cursor = min(cursor, MAX_STAMP_MS)
+        response = Response(
+            log_frames(log_store, cursor, keepalive_s, stats),
+            200,
+            STREAM_HEADERS,
+            content_type=CONTENT_TYPE,
+        )
+        response.timeout = None  # a stream lives until the client or the gateway ends it
+        return response

@@ -1,0 +1,107 @@
+"""The live page in a real browser: Debian's chromium, headless, via Playwright.
+
+Playwright's sync API runs its own asyncio loop, so these are plain
+(synchronous) tests; the servers run under Trio in a thread
+(``tests/live.py``). Chromium must be installed (``.ci/run`` installs it):
+without it these tests fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from events_trio.events import MergeFailure, WorkItem
+from tests.live import LiveStack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: "appears within 2 s" from the issue; other waits are generous bounds.
+APPEAR_MS = 2_000
+SLOW_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[LiveStack]:
+    with LiveStack(tmp_path / "state") as live:
+        yield live
+
+
+@pytest.fixture
+def page(browser: Browser, stack: LiveStack) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # phone width
+    page = context.new_page()
+    page.goto(stack.gateway_url + "/")
+    expect(page.locator("#connection")).to_have_text("live", timeout=SLOW_MS)
+    yield page
+    context.close()
+
+
+def test_event_published_after_load_appears_within_two_seconds(
+    page: Page, stack: LiveStack
+) -> None:
+    expect(page.locator("#projects tr[data-project='a'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    stack.publish("a", WorkItem("42_story_live", "3_qa", "2_current"))
+    item = page.locator("#feed li", has_text="42_story_live")
+    expect(item).to_be_visible(timeout=APPEAR_MS)
+    expect(item).to_contain_text("Current -> QA")
+    expect(item.locator(".project")).to_have_text("a")
+
+
+def test_stopped_project_shows_as_down(page: Page, stack: LiveStack) -> None:
+    expect(page.locator("#projects tr[data-project='b'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    stack.stop_project("b")
+    expect(page.locator("#projects tr[data-project='b'] .state")).to_have_text(
+        "down", timeout=SLOW_MS
+    )
+    expect(page.locator("#notices")).to_contain_text("project b unreachable", timeout=SLOW_MS)
+
+
+def test_project_filter_hides_other_projects(page: Page, stack: LiveStack) -> None:
+    expect(page.locator("#projects tr[data-project='b'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    stack.publish("a", MergeFailure("1_story_from_a", "conflict"))
+    stack.publish("b", MergeFailure("2_story_from_b", "conflict"))
+    a_item = page.locator("#feed li", has_text="1_story_from_a")
+    b_item = page.locator("#feed li", has_text="2_story_from_b")
+    expect(b_item).to_be_visible(timeout=SLOW_MS)
+    page.select_option("#filter-project", "a")
+    expect(b_item).to_be_hidden()
+    expect(a_item).to_be_visible()
+
+
+def test_page_survives_gateway_restart_without_duplicates(page: Page, stack: LiveStack) -> None:
+    expect(page.locator("#projects tr[data-project='a'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    stack.publish("a", MergeFailure("1_story_before", "conflict"))
+    expect(page.locator("#feed li", has_text="1_story_before")).to_be_visible(timeout=SLOW_MS)
+    stack.restart_gateway()
+    stack.publish("a", MergeFailure("2_story_after", "conflict"))
+    expect(page.locator("#feed li", has_text="2_story_after")).to_be_visible(timeout=SLOW_MS)
+    expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#feed li", has_text="1_story_before")).to_have_count(1)
+    expect(page.locator("#feed li", has_text="2_story_after")).to_have_count(1)
