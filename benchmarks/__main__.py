@@ -12,10 +12,19 @@ import importlib
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Final
 
-BENCHMARKS: Final = ("bench_core", "bench_http", "bench_watcher", "bench_gateway")
+BENCHMARKS: Final = (
+    "bench_core",
+    "bench_http",
+    "bench_watcher",
+    "bench_move",
+    "bench_memory",
+    "bench_gateway",
+    "bench_scale",
+)
 RESULTS: Final = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -43,7 +52,14 @@ def main(names: list[str]) -> None:
         started = time.monotonic()
         print(f"running {name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
-        rows.extend(module.run())
+        try:
+            rows.extend(module.run())
+        # One broken benchmark must not lose the others' figures.
+        except Exception as error:  # noqa: BLE001
+            traceback.print_exc()
+            rows.append(
+                {"benchmark": name, "figure": f"FAILED: {error}"[:200], "target": "-", "met": False}
+            )
         print(f"  {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     print(table(rows))
     RESULTS.parent.mkdir(exist_ok=True)

@@ -1,257 +1,188 @@
-"""Gateway benchmark: 100 project servers, 200 events/s, long-poll vs interval polling.
+"""End to end: publish on a project server -> line on the gateway's console sink.
 
-Three processes, so the gateway's CPU is its own:
+Long-poll against interval polling at 2 s (what the Rust gateway does), in
+alternating rounds (long-poll, interval, long-poll, interval) against the
+same simulated servers (``benchmarks.sim_servers``: 100 projects, one
+process). Each round starts a fresh ``events-trio gateway`` (its own
+process, console sink piped to us), waits until every project is up in the
+round's mode, publishes 200 events/s round robin for a few seconds and
+reads the sink's lines as they are written. Every line is checked: it must
+name the project the event was published on, and every published event
+must arrive exactly once.
 
-* **servers** (this script with ``--servers-child``): 100 project servers
-  (hub + Quart app + Hypercorn each, port 0) and a publisher at the given
-  total rate, round robin. Each story id carries its publish time in ns.
-  In ``interval`` mode an ASGI wrapper makes every server look like the
-  Rust original (``wait`` dropped, no ``X-Events-*`` headers), so the
-  gateway falls back to interval polling (2 s).
-* **gateway**: ``events-trio gateway --sink console`` with stdout piped.
-* **driver** (this script): reads console lines as they are written and
-  records publish -> line latency; samples the gateway's CPU from /proc.
+Figures:
 
-Run: ``python benchmarks/bench_gateway.py`` (about 90 s).
+* publish -> console line p50/p99, per mode, over all its rounds;
+* requests per delivered event (server requests from the first publish to
+  the last line, over events delivered);
+* requests per idle project-hour: after the last round of each mode, no
+  events for a fixed window, server requests counted. The long-poll window
+  is one full ``wait`` (25 s): pollers re-poll once per wait, and a window
+  of exactly one period counts each poller once whatever its phase;
+* gateway CPU % (100 = one core) while delivering.
+
+Run alone: ``python -m benchmarks bench_gateway``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Final
 
-SERVERS: Final = int(os.environ.get("BENCH_SERVERS", "100"))
-RATE_PER_S: Final = float(os.environ.get("BENCH_RATE", "200"))
-DURATION_S: Final = float(os.environ.get("BENCH_DURATION_S", "20"))
-SETTLE_S: Final = 4.0
-_LINE: Final = re.compile(r"^\[p\d+\] merge failed: \d+_story_(\d+) — bench$")
-_TICKS_PER_S: Final = os.sysconf("SC_CLK_TCK")
+from events_trio.gateway.config import DEFAULT_LONG_POLL_WAIT_S, DEFAULT_POLL_INTERVAL_S
+
+from .procs import CpuMeter, Gateway, SimServers, percentile
+
+PROJECTS: Final = 100
+RATE_PER_S: Final = 200.0
+ROUND_S: Final = 3.0
+MODES: Final = ("long-poll", "interval")
+ROUNDS_PER_MODE: Final = 2
+#: Idle windows: one long-poll wait; several interval periods.
+IDLE_WINDOW_S: Final = {"long-poll": DEFAULT_LONG_POLL_WAIT_S, "interval": 10.0}
+TARGET_P50_MS: Final = 20.0
+TARGET_P99_MS: Final = 100.0
+TARGET_RATIO: Final = 10.0
+LINE: Final = re.compile(r"^\[p(\d+)\] merge failed: (\d+)_story_(\d+) — bench$")
 
 
-# --- servers child -------------------------------------------------------------
+def latencies_of(lines: list[tuple[int, str]], published: int, projects: int) -> list[float]:
+    """Publish -> line latency (ms) of each line, after checking every line.
 
-
-def _rust_like(app: Any, counter: list[int]) -> Any:
-    """Drop ``wait`` and the ``X-Events-*`` headers: the server now looks like the Rust one."""
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            counter[0] += 1
-            query = b"&".join(
-                p for p in scope["query_string"].split(b"&") if not p.startswith(b"wait=")
-            )
-            scope = {**scope, "query_string": query}
-
-        async def strip(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    h for h in message["headers"] if not h[0].lower().startswith(b"x-events-")
-                ]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, strip)
-
-    return wrapped
-
-
-def _counting(app: Any, counter: list[int]) -> Any:
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            counter[0] += 1
-        await app(scope, receive, send)
-
-    return wrapped
-
-
-async def _servers_child(count: int, mode: str, rate: float, duration_s: float) -> None:
-    import trio
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
-    from events_trio import app as app_module
-    from events_trio.events import MergeFailure
-    from events_trio.guard import guard
-    from events_trio.hub import EventHub
-
-    def project_app(hub: EventHub) -> Any:
-        # The full ASGI stack run_server serves (fast path for GET /api/events).
-        create_asgi = getattr(app_module, "create_asgi", None)
-        return create_asgi(hub) if create_asgi else guard(app_module.create_app(hub))
-
-    requests = [0]
-    wrap = _rust_like if mode == "interval" else _counting
-    hubs: list[EventHub] = []
-    urls: list[str] = []
-    async with trio.open_nursery() as nursery:
-        for _ in range(count):
-            hub = EventHub()
-            await nursery.start(hub.run)
-            config = Config()
-            config.bind = ["127.0.0.1:0"]
-            config.accesslog = None
-            config.graceful_timeout = 0.5
-            config.loglevel = "WARNING"
-            binds = await nursery.start(serve, wrap(project_app(hub), requests), config)
-            hubs.append(hub)
-            urls.append(binds[0])
-        print(json.dumps(urls), flush=True)
-        await trio.to_thread.run_sync(sys.stdin.readline)  # "go"
-        requests[0] = 0
-        start = trio.current_time()
-        total = int(rate * duration_s)
-        for n in range(total):
-            await trio.sleep_until(start + n / rate)
-            hubs[n % count].publish(MergeFailure(f"{n}_story_{time.time_ns()}", "bench"))
-        elapsed = trio.current_time() - start
-        print(json.dumps({"published": total, "requests_per_s": requests[0] / elapsed}), flush=True)
-        await trio.to_thread.run_sync(sys.stdin.readline)  # "stop"
-        nursery.cancel_scope.cancel()
-
-
-# --- driver --------------------------------------------------------------------
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _wait_all_up(url: str, timeout_s: float = 60.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            projects = httpx.get(f"{url}/api/projects").json()
-            if projects and all(p["state"] == "up" for p in projects):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("projects did not come up")
-
-
-def _run_mode(mode: str, workdir: Path) -> dict[str, Any]:
-    script = Path(__file__).resolve()
-    servers = subprocess.Popen(
-        [sys.executable, str(script), "--servers-child", mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert servers.stdin is not None
-    assert servers.stdout is not None
-    urls = json.loads(servers.stdout.readline())
-    config = workdir / f"{mode}.toml"
-    config.write_text(
-        "".join(f'[[project]]\nname = "p{i}"\nurl = "{u}"\n' for i, u in enumerate(urls))
-    )
-    exe = Path(sys.executable).parent / "events-trio"
-    gateway = subprocess.Popen(
-        [
-            str(exe),
-            "gateway",
-            "--config",
-            str(config),
-            "--port",
-            "0",
-            "--log-level",
-            "info",
-            "--state-dir",
-            str(workdir / f"state-{mode}"),
-            "--sink",
-            "console",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    Raises:
+        RuntimeError: a line is malformed, names the wrong project, or an
+            event is missing or delivered twice.
+    """
     latencies: list[float] = []
-    url_holder: list[str] = []
-    threading.Thread(target=_read_lines, args=(gateway, latencies), daemon=True).start()
-    threading.Thread(target=_read_url, args=(gateway, url_holder), daemon=True).start()
-    while not url_holder:
-        if gateway.poll() is not None:
-            raise RuntimeError(f"gateway exited with {gateway.returncode}")
-        time.sleep(0.05)
-    _wait_all_up(url_holder[0])
-    cpu_start, wall_start = _cpu_s(gateway.pid), time.monotonic()
-    servers.stdin.write("go\n")
-    servers.stdin.flush()
-    summary = json.loads(servers.stdout.readline())
-    time.sleep(SETTLE_S)
-    cpu = (_cpu_s(gateway.pid) - cpu_start) / (time.monotonic() - wall_start)
-    gateway.terminate()
-    gateway.wait(30)
-    servers.stdin.write("stop\n")
-    servers.stdin.flush()
-    servers.wait(30)
+    seen: set[int] = set()
+    for received_ns, line in lines:
+        match = LINE.match(line)
+        if match is None:
+            raise RuntimeError(f"unexpected sink line: {line!r}")
+        project, n, published_ns = map(int, match.groups())
+        if project != n % projects or n in seen:
+            raise RuntimeError(f"wrong or repeated line: {line!r}")
+        seen.add(n)
+        latencies.append((received_ns - published_ns) / 1e6)
+    if seen != set(range(published)):
+        raise RuntimeError(f"{published - len(seen)} of {published} events not delivered")
+    return latencies
+
+
+def deliver_round(
+    servers: SimServers, gateway: Gateway, rate: float, seconds: float, drain_s: float
+) -> dict[str, Any]:
+    """Publish, read every line, count requests and gateway CPU."""
+    servers.requests()  # reset the counter
+    meter = CpuMeter(gateway.proc.pid)
+    published = int(servers.command("publish", rate, seconds)["published"])
+    lines = gateway.collect(published, timeout_s=drain_s)
+    cpu = meter.percent()
+    requests = servers.requests()
+    extra = gateway.collect(1, timeout_s=0.2)  # nothing may follow (duplicates)
+    latencies = latencies_of(lines + extra, published, len(servers.urls))
+    return {"latencies": latencies, "requests": requests, "cpu_pct": cpu}
+
+
+def idle_requests(servers: SimServers, window_s: float) -> int:
+    """Requests the servers get in ``window_s`` without any event."""
+    time.sleep(1.0)  # let the last round's responses settle
+    servers.requests()
+    time.sleep(window_s)
+    return servers.requests()
+
+
+def measure(workdir: Path) -> dict[str, dict[str, Any]]:
+    """All rounds, alternating modes; figures per mode."""
+    results: dict[str, dict[str, Any]] = {
+        m: {"latencies": [], "requests": 0, "cpu": [], "idle": 0} for m in MODES
+    }
+    with SimServers(PROJECTS) as servers:
+        projects = [(f"p{i}", url) for i, url in enumerate(servers.urls)]
+        for round_no in range(ROUNDS_PER_MODE):
+            for mode in MODES:
+                servers.command("mode", mode)
+                with Gateway(projects, workdir, f"{mode}-{round_no}") as gateway:
+                    gateway.wait_up(mode)
+                    got = deliver_round(
+                        servers, gateway, RATE_PER_S, ROUND_S, DEFAULT_POLL_INTERVAL_S + 10
+                    )
+                    result = results[mode]
+                    result["latencies"] += got["latencies"]
+                    result["requests"] += got["requests"]
+                    result["cpu"].append(got["cpu_pct"])
+                    if round_no == ROUNDS_PER_MODE - 1:
+                        result["idle"] = idle_requests(servers, IDLE_WINDOW_S[mode])
+    return results
+
+
+def _summary(result: dict[str, Any]) -> dict[str, float]:
+    latencies = result["latencies"]
     return {
-        "mode": mode,
-        "published": summary["published"],
-        "delivered": len(latencies),
-        "p50_ms": _percentile(latencies, 0.50),
-        "p99_ms": _percentile(latencies, 0.99),
-        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
-        "gateway_cpu_pct": 100 * cpu,
-        "server_requests_per_s": summary["requests_per_s"],
+        "events": len(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "requests_per_event": result["requests"] / len(latencies),
+        "cpu_pct": statistics.median(result["cpu"]),
     }
 
 
-def _read_lines(gateway: subprocess.Popen[str], latencies: list[float]) -> None:
-    assert gateway.stdout is not None
-    for line in gateway.stdout:
-        received = time.time_ns()
-        match = _LINE.match(line.rstrip("\n"))
-        if match:
-            latencies.append((received - int(match.group(1))) / 1e6)
-
-
-def _read_url(gateway: subprocess.Popen[str], holder: list[str]) -> None:
-    assert gateway.stderr is not None
-    for line in gateway.stderr:
-        match = re.search(r"serving on (http://\S+)", line)
-        if match:
-            holder.append(match.group(1))
-
-
-def main() -> None:
-    """Run both modes and print a table (and the figures as JSON)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--servers-child", choices=("long-poll", "interval"))
-    args = parser.parse_args()
-    if args.servers_child:
-        import trio
-
-        trio.run(_servers_child, SERVERS, args.servers_child, RATE_PER_S, DURATION_S)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [_run_mode(mode, Path(tmp)) for mode in ("long-poll", "interval")]
-    print(f"{SERVERS} projects, {RATE_PER_S:g} events/s for {DURATION_S:g} s, console sink")
-    print(f"{'mode':<10} {'delivered':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU %':>6} {'req/s':>7}")
-    for r in results:
-        print(
-            f"{r['mode']:<10} {r['delivered']:>5}/{r['published']:<5} {r['p50_ms']:>8.1f} "
-            f"{r['p99_ms']:>8.1f} {r['gateway_cpu_pct']:>6.1f} {r['server_requests_per_s']:>7.1f}"
-        )
-    print(json.dumps(results))
+def run() -> list[dict[str, Any]]:
+    """Rows for ``python -m benchmarks``."""
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        results = measure(Path(tmp))
+    lp, iv = _summary(results["long-poll"]), _summary(results["interval"])
+    idle = {m: results[m]["idle"] / PROJECTS * 3600 / IDLE_WINDOW_S[m] for m in MODES}
+    speedup = iv["p50_ms"] / lp["p50_ms"]
+    fewer = idle["interval"] / idle["long-poll"] if idle["long-poll"] else float("inf")
+    where = f"{PROJECTS} projects, {RATE_PER_S:g} ev/s"
+    return [
+        {
+            "benchmark": f"publish -> console sink, long-poll ({lp['events']:.0f} events, {where})",
+            "figure": f"p50 {lp['p50_ms']:.1f} ms, p99 {lp['p99_ms']:.1f} ms",
+            "target": f"p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms",
+            "met": lp["p50_ms"] <= TARGET_P50_MS and lp["p99_ms"] <= TARGET_P99_MS,
+            **{f"long_poll_{k}": v for k, v in lp.items()},
+        },
+        {
+            "benchmark": f"publish -> console sink, interval 2 s ({iv['events']:.0f} events)",
+            "figure": f"p50 {iv['p50_ms']:.0f} ms, p99 {iv['p99_ms']:.0f} ms",
+            "target": None,
+            "met": None,
+            **{f"interval_{k}": v for k, v in iv.items()},
+        },
+        {
+            "benchmark": "p50 interval / p50 long-poll",
+            "figure": f"{speedup:.0f}x lower with long-poll",
+            "target": f">= {TARGET_RATIO:g}x",
+            "met": speedup >= TARGET_RATIO,
+        },
+        {
+            "benchmark": "requests per delivered event, long-poll vs interval",
+            "figure": f"{lp['requests_per_event']:.2f} vs {iv['requests_per_event']:.2f}",
+            "target": None,
+            "met": None,
+        },
+        {
+            "benchmark": "requests per idle project-hour, long-poll vs interval",
+            "figure": f"{idle['long-poll']:.0f} vs {idle['interval']:.0f} = {fewer:.1f}x fewer",
+            "target": f">= {TARGET_RATIO:g}x fewer",
+            "met": fewer >= TARGET_RATIO,
+            "idle_requests": {m: results[m]["idle"] for m in MODES},
+        },
+        {
+            "benchmark": f"gateway CPU while delivering ({where})",
+            "figure": f"long-poll {lp['cpu_pct']:.0f}% vs interval {iv['cpu_pct']:.0f}% of a core",
+            "target": None,
+            "met": None,
+        },
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    for row in run():
+        print(row)

@@ -1,0 +1,212 @@
+"""Child processes for the gateway benchmarks: simulated servers and a gateway.
+
+:class:`SimServers` drives ``benchmarks.sim_servers`` over its stdin;
+:class:`Gateway` runs ``events-trio gateway`` (the real command, its own
+process, so its CPU and memory are its own) and collects its sink's
+console lines as they are written, stamped with ``time.time_ns()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+_TICKS_PER_S: Final = os.sysconf("SC_CLK_TCK")
+_SERVING: Final = re.compile(r"serving on (http://\S+)")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+
+
+def rss_mb(pid: int | str, field: str = "VmRSS") -> float:
+    """Resident memory (``VmRSS``, or the peak ``VmHWM``) of a process in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+class CpuMeter:
+    """CPU share of one process (100 = one core) since the meter was created."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._cpu = cpu_s(pid)
+        self._wall = time.monotonic()
+
+    def percent(self) -> float:
+        """CPU % since creation."""
+        return 100 * (cpu_s(self.pid) - self._cpu) / (time.monotonic() - self._wall)
+
+
+class SimServers:
+    """``python -m benchmarks.sim_servers COUNT`` as a context manager."""
+
+    def __init__(self, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.sim_servers", str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.urls: list[str] = self._read()["urls"]
+        assert len(self.urls) == count
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"sim_servers exited with {self.proc.wait()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def command(self, *words: object) -> dict[str, Any]:
+        """Send one command and return its answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def requests(self) -> int:
+        """Requests served since the last call."""
+        return int(self.command("requests")["requests"])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.command("stop")
+        except (OSError, RuntimeError, ValueError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Gateway:
+    """``events-trio gateway`` over ``projects`` with a console sink.
+
+    ``BENCH_GATEWAY_WRAP`` (environment) is put before the command, e.g. a
+    profiler that runs the gateway in its own process (``python -m cProfile
+    -o FILE``; not one that forks, whose pid would be measured instead).
+
+    Args:
+        projects: (name, url) pairs.
+        workdir: Where the config file and the state directory go.
+        tag: Distinguishes several gateways in one ``workdir``.
+    """
+
+    def __init__(self, projects: list[tuple[str, str]], workdir: Path, tag: str) -> None:
+        config = workdir / f"gateway-{tag}.toml"
+        config.write_text("".join(f'[[project]]\nname = "{n}"\nurl = "{u}"\n' for n, u in projects))
+        exe = Path(sys.executable).parent / "events-trio"
+        self.proc = subprocess.Popen(
+            [
+                *shlex.split(os.environ.get("BENCH_GATEWAY_WRAP", "")),
+                str(exe),
+                "gateway",
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                "--state-dir",
+                str(workdir / f"state-{tag}"),
+                "--sink",
+                "console",
+                "--log-level",
+                "info",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.count = len(projects)
+        #: (time_ns when read, line without newline), in order.
+        self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        self.log: list[str] = []
+        self._url: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        try:
+            self.url = self._url.get(timeout=60)
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError("gateway did not start:\n" + "".join(self.log[-20:])) from None
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put((time.time_ns(), line.rstrip("\n")))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            if match := _SERVING.search(line):
+                self._url.put(match.group(1))
+
+    def wait_up(self, mode: str, timeout_s: float = 120.0) -> None:
+        """Wait until every project is up and polled in ``mode`` (``long-poll``/``interval``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                projects = httpx.get(f"{self.url}/api/projects", timeout=10).json()
+            except httpx.HTTPError:
+                projects = []
+            ready = [p for p in projects if p["state"] == "up" and p.get("mode") == mode]
+            if len(ready) == self.count:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"projects not all up in {mode} mode after {timeout_s:g} s")
+
+    def collect(self, count: int, timeout_s: float) -> list[tuple[int, str]]:
+        """Up to ``count`` console lines, waiting at most ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        got: list[tuple[int, str]] = []
+        while len(got) < count:
+            try:
+                got.append(self.lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return got
+
+    def stop(self) -> None:
+        """SIGTERM and wait (kill after 30 s)."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
