@@ -217,6 +217,11 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
             except trio.WouldBlock:
                 continue
 
+    @property
+    def pending(self) -> int:
+        """Messages sent that this receiver has not taken yet (lost ones included)."""
+        return self._state.next_seq - self._cursor
+
     def clone(self) -> BroadcastReceiver[T]:
         """An independent receiver at this receiver's position."""
         if self._closed:

@@ -21,6 +21,9 @@ DEFAULT_PORT: Final = 7070
 #: also keeps idle keep-alive connections until this deadline, so it bounds
 #: how long a shutdown takes while gateways hold connections open.
 DEFAULT_GRACEFUL_TIMEOUT_S: Final = 1.0
+#: Seconds between "shutdown began" (new events refused, long-polls released)
+#: and "no new connections": pollers fetch the last events the server took.
+DEFAULT_DRAIN_S: Final = 0.25
 #: Seconds an idle keep-alive connection is kept open.
 DEFAULT_KEEP_ALIVE_S: Final = 75.0
 #: Seconds a request's head (request line and headers) may take to arrive,
@@ -43,6 +46,8 @@ class ServerConfig:
         channel_capacity: Broadcast channel capacity (messages a slow
             subscriber may fall behind before it lags).
         graceful_timeout_s: Grace period for in-flight requests at shutdown.
+        drain_s: Time pollers get, once shutdown began and new events are
+            refused, to fetch the last events before connections are refused.
         keep_alive_s: Idle keep-alive timeout.
         header_timeout_s: Deadline for a request's head, from its first byte.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
@@ -61,6 +66,7 @@ class ServerConfig:
     capacity: int = DEFAULT_CAPACITY
     channel_capacity: int = DEFAULT_CHANNEL_CAPACITY
     graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S
+    drain_s: float = DEFAULT_DRAIN_S
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     log_level: str = "info"

@@ -61,11 +61,39 @@ class EventHub:
         self._receiver: BroadcastReceiver[WatcherEvent]
         self.sender, self._receiver = open_broadcast_channel(channel_capacity)
         self._stop = trio.Event()
+        self._draining = False
         self._stopped = trio.Event()
 
     def publish(self, event: WatcherEvent) -> None:
-        """Publish ``event`` on the broadcast channel (never blocks)."""
+        """Publish ``event`` on the broadcast channel (never blocks).
+
+        Raises:
+            trio.ClosedResourceError: the hub is shutting down (draining or stopped).
+        """
+        if self.draining:
+            raise trio.ClosedResourceError("the hub is shutting down")
         self.sender.send_nowait(event)
+
+    @property
+    def draining(self) -> bool:
+        """Whether shutdown began: no new events are taken, long-polls are released."""
+        return self._draining
+
+    async def drain(self, settle_s: float) -> None:
+        """First step of a shutdown: take no new events, store what was taken, let pollers catch up.
+
+        Publishing is refused from now on and every long-poll is released;
+        once the subscriber has stored everything already published, pollers
+        get ``settle_s`` seconds to fetch it before the caller stops serving.
+        """
+        self._draining = True
+        self.longpoll.release_all()
+        with trio.move_on_after(settle_s):
+            # The subscriber runs in this thread: give it turns until it has
+            # stored every event already published (the 202s already sent).
+            while self._receiver.pending and not self._stopped.is_set():
+                await trio.lowlevel.checkpoint()
+        await trio.sleep(settle_s)
 
     async def run(
         self,

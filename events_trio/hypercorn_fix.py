@@ -33,7 +33,6 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.trio.worker_context import TrioSingleTask
 
 from .config import DEFAULT_HEADER_TIMEOUT_S
 
@@ -78,7 +77,11 @@ class ContainedTCPServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_task = TrioSingleTask()
+        # One watchdog per connection; each request only moves this deadline
+        # (spawning a timer task per request cost ~5% of the hot path).
+        self._head_scope = trio.CancelScope()
+        self._watchdog: trio.CancelScope | None = None
+        self._reading_done = False
         self._head_started = False  # bytes of a request head have arrived
         self._in_request = False  # Hypercorn is handling a request
 
@@ -122,30 +125,41 @@ class ContainedTCPServer(TCPServer):
         self._in_request = in_request
         if in_request and self._head_started:
             self._head_started = False
-            await self._head_task.stop()
+            self._head_scope.deadline = inf
 
     async def _read_data(self) -> None:
         # Hypercorn's loop, plus arming the head deadline on a request's first byte.
-        while True:
-            try:
-                with trio.fail_after(self.config.read_timeout or inf):
-                    data = await self.stream.receive_some(MAX_RECV)
-            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
-                break
-            if data and not self._in_request and not self._head_started:
-                self._head_started = True
-                await self._head_task.restart(self._task_group, self._head_timeout)
-            await self.protocol.handle(RawData(bytes(data)))
-            if data == b"":
-                break
+        timeout_s = getattr(self.config, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S)
+        self._task_group.spawn(self._head_watchdog, timeout_s)
+        try:
+            while True:
+                try:
+                    with trio.fail_after(self.config.read_timeout or inf):
+                        data = await self.stream.receive_some(MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                    break
+                if data and not self._in_request and not self._head_started:
+                    self._head_started = True
+                    self._head_scope.deadline = trio.current_time() + timeout_s
+                await self.protocol.handle(RawData(bytes(data)))
+                if data == b"":
+                    break
+        finally:
+            self._reading_done = True
+            if self._watchdog is not None:
+                self._watchdog.cancel()
         await self.protocol.handle(Closed())
 
-    async def _head_timeout(self) -> None:
-        timeout_s = getattr(self.config, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S)
-        await trio.sleep(timeout_s)
-        log.info("closing a connection whose request head took over %g s", timeout_s)
-        with trio.CancelScope(shield=True):
-            await self._initiate_server_close()
+    async def _head_watchdog(self, timeout_s: float) -> None:
+        with trio.CancelScope() as self._watchdog:
+            if self._reading_done:
+                return
+            with self._head_scope:
+                await trio.sleep_forever()
+            # Only the head deadline gets here (closing cancels the outer scope).
+            log.info("closing a connection whose request head took over %g s", timeout_s)
+            with trio.CancelScope(shield=True):
+                await self._initiate_server_close()
 
     async def run(self) -> None:
         try:

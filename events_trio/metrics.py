@@ -73,6 +73,22 @@ def instrument(
     def label(path: str) -> str:
         return path if path in routes else OTHER_ROUTE
 
+    # Label lookups take a lock each; the hot path reuses the children.
+    gauges: dict[str, Any] = {}
+    counters: dict[tuple[str, int], Any] = {}
+
+    def gauge(route: str) -> Any:
+        child = gauges.get(route)
+        if child is None:
+            child = gauges[route] = in_progress.labels(route)
+        return child
+
+    def counter(route: str, status: int) -> Any:
+        child = counters.get((route, status))
+        if child is None:
+            child = counters[route, status] = requests.labels(route, str(status))
+        return child
+
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -86,7 +102,7 @@ def instrument(
             await send(message)
 
         route = label(scope["path"])
-        in_progress.labels(route).inc()
+        gauge(route).inc()
         try:
             if scope["path"] == METRICS_PATH:
                 if before_scrape is not None:
@@ -95,8 +111,8 @@ def instrument(
             else:
                 await app(scope, receive, counted_send)
         finally:
-            in_progress.labels(route).dec()
-            requests.labels(route, str(status)).inc()
+            gauge(route).dec()
+            counter(route, status).inc()
 
     return asgi
 

@@ -108,9 +108,10 @@ async def run_server(
             if shutdown_trigger is not None:
                 race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
             race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
-        hub.longpoll.release_all()
+        log.info("shutting down: refusing new events, releasing long-polls")
+        await hub.drain(config.drain_s)
         hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
-        log.info("shutting down: no new connections, releasing long-polls")
+        log.info("shutting down: no new connections")
 
     async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
         try:

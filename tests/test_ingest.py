@@ -59,6 +59,16 @@ async def test_batch_is_stored_in_order_with_server_stamps(
     )
 
 
+async def test_events_posted_once_shutdown_began_are_refused_with_503(
+    ingest_server: RunningServer, ingest_client: httpx.AsyncClient
+) -> None:
+    await ingest_server.hub.drain(0)
+    response = await post(ingest_client, dumps(MERGE))
+    assert response.status_code == 503
+    assert response.json() == {"error": "shutting_down", "message": "server is shutting down"}
+    assert len(ingest_server.hub.buffer) == 0
+
+
 async def test_single_object_is_accepted(ingest_client: httpx.AsyncClient) -> None:
     response = await post(ingest_client, dumps(MERGE))
     assert (response.status_code, response.json()) == (202, {"accepted": 1})
