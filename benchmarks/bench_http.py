@@ -4,7 +4,9 @@ Two cases, the common poll ``since=<latest>`` (an empty array) and
 ``since=0`` (500 events, about 70 KB), each loaded with 32 keep-alive
 connections from a separate process. Rounds alternate our server and a bare
 ASGI callable on the same Hypercorn trio worker returning the same bytes
-(a, b, a, b); the server is pinned to CPU 0 and the load to CPU 1 where the
+(a, b, a, b). The ceiling is measured on the worker our server runs on
+(Hypercorn with ``events_trio.hypercorn_fix``, required by the crash hazard)
+and, for reference, on stock Hypercorn. The server is pinned to CPU 0 and the load to CPU 1 where the
 machine has two. Medians per target and the ratio ours/bare are reported.
 """
 
@@ -91,24 +93,35 @@ def run() -> list[dict[str, Any]]:
     """Run every case and return one row per case."""
     rows = []
     for case, since_latest in (("since=<latest> (empty)", True), ("since=0 (500 events)", False)):
-        results: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
+        modes = ("ours", "bare-patched", "bare")
+        results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
         for _ in range(ROUNDS):
-            for mode in ("ours", "bare"):
+            for mode in modes:
                 results[mode].append(_round(mode, since_latest))
         ours = statistics.median(r["rps"] for r in results["ours"])
-        bare = statistics.median(r["rps"] for r in results["bare"])
+        bare = statistics.median(r["rps"] for r in results["bare-patched"])
+        stock = statistics.median(r["rps"] for r in results["bare"])
         p50 = statistics.median(r["p50_ms"] for r in results["ours"])
         p99 = statistics.median(r["p99_ms"] for r in results["ours"])
         rows.append(
             {
                 "benchmark": f"GET /api/events {case}, {CONNECTIONS} conns",
                 "figure": f"{ours:.0f} req/s vs bare ASGI {bare:.0f} req/s = {ours / bare:.2f}x",
-                "target": f">= {TARGET_RATIO}x bare",
+                "target": f">= {TARGET_RATIO}x bare (same worker)",
                 "met": ours / bare >= TARGET_RATIO,
                 "ours_rps": round(ours),
                 "bare_asgi_rps": round(bare),
                 "ratio": round(ours / bare, 3),
-                "bodies_checked": sum(r["checked"] for r in results["ours"] + results["bare"]),
+                "bodies_checked": sum(r["checked"] for rs in results.values() for r in rs),
+            }
+        )
+        rows.append(
+            {
+                "benchmark": f"GET /api/events {case}, vs bare ASGI on stock Hypercorn",
+                "figure": f"{ours:.0f} vs {stock:.0f} req/s = {ours / stock:.2f}x",
+                "target": None,
+                "met": None,
+                "stock_bare_asgi_rps": round(stock),
             }
         )
         rows.append(

@@ -1,9 +1,11 @@
 """A server process to load: our project server, or a bare ASGI ceiling.
 
-``python -m benchmarks.http_target ours|bare PORT`` serves on 127.0.0.1:PORT
+``python -m benchmarks.http_target ours|bare|bare-patched PORT`` serves on 127.0.0.1:PORT
 with 500 merge-failure events already stored (about 70 KB at ``since=0``).
 ``bare`` is the stack's ceiling: a plain ASGI callable on the same Hypercorn
-trio worker answering the very same bytes, with no routing or parsing.
+trio worker answering the very same bytes, with no routing or parsing;
+``bare-patched`` is the same on the worker our server really runs on
+(Hypercorn plus ``hypercorn_fix``, which the crash hazard requires).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from events_trio.buffer import EventBuffer
 from events_trio.config import ServerConfig
 from events_trio.events import MergeFailure, to_stored
 from events_trio.hub import EventHub
+from events_trio.hypercorn_fix import install as install_hypercorn_fix
 from events_trio.server import hypercorn_config, run_server
 
 EVENTS: Final = 500
@@ -70,6 +73,10 @@ async def serve_bare(port: int) -> None:
 
 def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "bare-patched":
+        # The worker our server runs on: Hypercorn with the connection fix
+        # DESIGN.md's first hazard requires (events_trio/hypercorn_fix.py).
+        install_hypercorn_fix()
     trio.run(serve_ours if mode == "ours" else serve_bare, port)
 
 

@@ -245,6 +245,11 @@ class EventBuffer:
         )
 
     @property
+    def oldest_ms(self) -> int | None:
+        """Stamp of the oldest event still held (``None`` when empty)."""
+        return self._stamps[self._start] if len(self) else None
+
+    @property
     def latest_ms(self) -> int:
         """The newest stamp issued (0 before the first)."""
         return self._last_stamp

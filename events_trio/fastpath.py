@@ -16,12 +16,25 @@ from urllib.parse import parse_qs
 from .auth import scope_bearer_ok, send_unauthorized
 from .errors import InvalidParameter
 from .hub import EventHub
-from .query import error_body, events_headers, parse_events_query
+from .query import (
+    H_INSTANCE,
+    H_LATEST,
+    H_MISSED,
+    H_OLDEST,
+    H_WAIT,
+    error_body,
+    events_headers,
+    parse_events_query,
+)
 
 ASGIApp = Any
 EVENTS_PATH: Final = "/api/events"
 _JSON: Final = (b"content-type", b"application/json")
 ALLOWED: Final = b"GET, HEAD, POST"
+#: ASGI header names (lower-case bytes) of the metadata headers.
+_NAMES: Final = {
+    name: name.lower().encode() for name in (H_INSTANCE, H_LATEST, H_MISSED, H_OLDEST, H_WAIT)
+}
 
 
 def events_fast_path(hub: EventHub, app: ASGIApp, *, read_token: str | None = None) -> ASGIApp:
@@ -69,7 +82,7 @@ async def respond(
         await hub.longpoll.wait_newer(query.since, query.wait)
     # Body and headers come from one synchronous step: they agree.
     body = hub.buffer.encoded_since(query.since)
-    headers = [(k.lower().encode(), v.encode()) for k, v in events_headers(hub.buffer, query.since)]
+    headers = [(_NAMES[k], v.encode()) for k, v in events_headers(hub.buffer, query.since)]
     if hub.longpoll.released:
         # Shutting down: released long-polls answer at once, so a keep-alive
         # client must not re-poll in a tight loop until the grace period ends.

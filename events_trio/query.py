@@ -99,14 +99,24 @@ def parse_events_query(args: Mapping[str, list[str]]) -> EventsQuery:
 
 
 def events_headers(buffer: EventBuffer, since: int) -> Iterable[tuple[str, str]]:
-    """Metadata headers for a response to ``since`` (body unchanged)."""
-    snap = buffer.snapshot()
-    yield H_INSTANCE, snap.instance
-    yield H_LATEST, str(snap.latest_ms)
-    if snap.oldest_ms is not None:
-        yield H_OLDEST, str(snap.oldest_ms)
-    yield H_MISSED, str(buffer.missed_since(since))
-    yield H_WAIT, f"{MAX_WAIT_S:g}"
+    """Metadata headers for a response to ``since`` (body unchanged).
+
+    The gap headers (``X-Events-Missed``, ``X-Events-Oldest-Ms``) are sent only
+    when the client missed something: absent means none. Every header costs
+    on the hot path (h11 validates each), and the common poll has no gap.
+    """
+    yield H_INSTANCE, buffer.instance
+    yield H_LATEST, str(buffer.latest_ms)
+    missed = buffer.missed_since(since)
+    if missed:
+        yield H_MISSED, str(missed)
+        oldest = buffer.oldest_ms
+        if oldest is not None:
+            yield H_OLDEST, str(oldest)
+    yield H_WAIT, _WAIT_MAX
+
+
+_WAIT_MAX: Final = f"{MAX_WAIT_S:g}"
 
 
 def error_body(error: str, message: str, **extra: Any) -> bytes:

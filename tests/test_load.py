@@ -64,7 +64,7 @@ class Client:
         numbers = [
             int(event.story_id.split("_", 1)[0]) for event in _decode.decode(response.content)
         ]
-        missed = int(response.headers[H_MISSED])
+        missed = int(response.headers.get(H_MISSED, "0"))  # absent: nothing missed
         if missed:
             before = self.seen[-1] if self.seen else -1
             self.gaps.append((before, numbers[0] if numbers else -1, missed))
