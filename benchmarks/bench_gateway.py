@@ -17,7 +17,7 @@ Figures:
   the last line, over events delivered);
 * requests per idle project-hour: after the last round of each mode, no
   events for a fixed window, server requests counted. The long-poll window
-  is one full ``wait`` (25 s): pollers re-poll once per wait, and a window
+  is one full ``wait`` (28 s): pollers re-poll once per wait, and a window
   of exactly one period counts each poller once whatever its phase;
 * gateway CPU % (100 = one core) while delivering.
 

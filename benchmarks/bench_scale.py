@@ -8,7 +8,7 @@ gateway`` process (console sink piped to us) long-polling all of them.
 * Load: 200 events/s round robin (0.2 per project per second) for
   ``LOAD_S``; publish -> console line p50/p99 over every event (each line
   checked, every event exactly once), gateway CPU % and RSS.
-* Idle: no events for one long-poll wait (25 s, so each poller re-polls
+* Idle: no events for one long-poll wait (28 s, so each poller re-polls
   once whatever its phase); gateway CPU % and server requests/s.
 
 Run alone: ``python -m benchmarks bench_scale``.

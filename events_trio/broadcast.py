@@ -27,7 +27,9 @@ import trio
 
 T = TypeVar("T")
 
-DEFAULT_CHANNEL_CAPACITY: Final = 1024
+#: Messages retained for a receiver that has not caught up: room for several
+#: full ingest batches (1,000 events each) arriving before the subscriber runs.
+DEFAULT_CHANNEL_CAPACITY: Final = 8192
 
 
 class Lagged(Exception):

@@ -70,7 +70,7 @@ class EventHub:
         Raises:
             trio.ClosedResourceError: the hub is shutting down (draining or stopped).
         """
-        if self.draining:
+        if self._draining:
             raise trio.ClosedResourceError("the hub is shutting down")
         self.sender.send_nowait(event)
 

@@ -128,3 +128,21 @@ async def test_close_is_logged_and_subscriber_returns(caplog: pytest.LogCaptureF
         await run_subscriber(buf, rx)  # returns: the channel is closed and drained
     assert len(buf) == 1
     assert "watcher channel closed; stopping event subscriber" in caplog.messages
+
+
+async def test_bursts_between_subscriber_turns_are_never_lost(nursery: trio.Nursery) -> None:
+    # A publisher that yields between bursts can run at most twice between two
+    # turns of the subscriber (Trio runs each task once per batch, in either
+    # order); two bursts fit the channel, and the subscriber takes everything
+    # already sent in one turn, so nothing is lost.
+    buf = EventBuffer(capacity=10_000)
+    tx, rx = open_broadcast_channel[WatcherEvent](1024)
+    nursery.start_soon(run_subscriber, buf, rx)
+    await trio.testing.wait_all_tasks_blocked()
+    for burst in range(20):
+        for i in range(500):
+            tx.send_nowait(MergeFailure(f"{burst * 500 + i}_story_x", "x"))
+        await trio.lowlevel.checkpoint()
+    await trio.testing.wait_all_tasks_blocked()
+    assert buf.snapshot().lost == 0
+    assert len(buf) == 10_000

@@ -46,7 +46,7 @@ DEFAULT_STATE_DIR: Final = Path("gateway-state")
 #: Sleep between polls of a server that ignores ``wait`` (the Rust original).
 DEFAULT_POLL_INTERVAL_S: Final = 2.0
 #: ``wait`` asked of long-polling servers; below their 30 s cap.
-DEFAULT_LONG_POLL_WAIT_S: Final = 25.0
+DEFAULT_LONG_POLL_WAIT_S: Final = 28.0
 #: Time allowed for one request beyond the ``wait`` it asked for.
 DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
 DEFAULT_BACKOFF_INITIAL_S: Final = 1.0
