@@ -69,6 +69,10 @@ class CliProcess:
         )
         self.lines: list[str] = []
         self.out: list[str] = []
+        # Readers notify this on every line and at end of output: waiting for
+        # a log line is a wait on a condition, not a polling loop.
+        self._arrived = threading.Condition()
+        self._open_streams = 2
         self._readers = [
             threading.Thread(target=self._collect, args=(stream, into), daemon=True)
             for stream, into in ((self.proc.stderr, self.lines), (self.proc.stdout, self.out))
@@ -76,30 +80,36 @@ class CliProcess:
         for reader in self._readers:
             reader.start()
 
-    @staticmethod
-    def _collect(stream: IO[str] | None, into: list[str]) -> None:
+    def _collect(self, stream: IO[str] | None, into: list[str]) -> None:
         assert stream is not None
-        into.extend(line.rstrip("\n") for line in stream)
+        for line in stream:
+            with self._arrived:
+                into.append(line.rstrip("\n"))
+                self._arrived.notify_all()
+        with self._arrived:
+            self._open_streams -= 1
+            self._arrived.notify_all()
 
     def wait_for(
         self, pattern: str, timeout_s: float = 20.0, *, stdout: bool = False
     ) -> re.Match[str]:
-        """Wait (real time, generous bound) for a log line matching ``pattern``."""
+        """Wait (real time, generous bound) for a log line matching ``pattern``.
+
+        Fails at once when the process has closed its output without one.
+        """
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout_s
         source = self.out if stdout else self.lines
-        while time.monotonic() < deadline:
-            for line in list(source):
-                if match := regex.search(line):
-                    return match
-            if self.proc.poll() is not None and not any(regex.search(x) for x in source):
-                time.sleep(0.05)  # let the reader thread finish the last lines
-                break
-            time.sleep(0.01)
-        for line in list(source):
-            if match := regex.search(line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r}; got: {self.lines + self.out}")
+        found: list[re.Match[str]] = []
+
+        def matched_or_ended() -> bool:
+            found.extend(m for line in source if (m := regex.search(line)))
+            return bool(found) or self._open_streams == 0
+
+        with self._arrived:
+            self._arrived.wait_for(matched_or_ended, timeout_s)
+        if not found:
+            raise AssertionError(f"no line matching {pattern!r}; got: {self.lines + self.out}")
+        return found[0]
 
     def url(self) -> str:
         """The URL the process logs as ``serving on http://...``."""
@@ -123,6 +133,20 @@ class CliProcess:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Synchronous :func:`until`, for tests that drive subprocesses.
+
+    For state another process holds and announces no other way (a gateway's
+    ``/api/projects``, a sink's file): checks every 20 ms, fails after a
+    generous ``timeout_s``. Where the server can do the waiting (a long-poll
+    with ``wait``, a log line), use that instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def free_port() -> int:

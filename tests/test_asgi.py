@@ -89,16 +89,21 @@ def server(tmp_path: Path) -> Iterator[tuple[CliProcess, str]]:
 
 
 def events_until(url: str, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
-    """``GET /api/events?since=0``, polled in real time until ``done(events)``."""
+    """The buffer (``GET /api/events?since=0``) once ``done(events)`` holds.
+
+    Between reads the server's long-poll does the waiting: it answers as soon
+    as anything newer than what we saw is stored.
+    """
     deadline = time.monotonic() + EVENT_TIMEOUT_S
     while True:
-        events: list[dict[str, Any]] = httpx.get(
-            f"{url}/api/events", params={"since": "0"}, timeout=10
-        ).json()
+        response = httpx.get(f"{url}/api/events", params={"since": "0"}, timeout=10)
+        events: list[dict[str, Any]] = response.json()
         if done(events):
             return events
-        assert time.monotonic() < deadline, f"not there within {EVENT_TIMEOUT_S} s: {events}"
-        time.sleep(0.02)
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"not there within {EVENT_TIMEOUT_S} s: {events}"
+        newer = {"since": response.headers["X-Events-Latest-Ms"], "wait": f"{remaining:.3f}"}
+        httpx.get(f"{url}/api/events", params=newer, timeout=remaining + 5)
 
 
 def ingest(url: str, events: list[dict[str, str]]) -> httpx.Response:

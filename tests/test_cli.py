@@ -13,15 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import EVENTS_TRIO, CliProcess
+from tests.support import EVENTS_TRIO, CliProcess, wait_until
 
 
-def wait_for_long_polls(url: str, count: int, timeout_s: float = 10.0) -> None:
-    """Poll /healthz (real time, generous bound) until ``count`` long-polls are parked."""
-    deadline = time.monotonic() + timeout_s
-    while httpx.get(f"{url}/healthz", timeout=5).json()["long_polls"] != count:
-        assert time.monotonic() < deadline, "long-poll never parked"
-        time.sleep(0.01)
+def wait_for_long_polls(url: str, count: int) -> None:
+    """Wait until ``count`` long-polls are parked (the server reports it at /healthz)."""
+    wait_until(lambda: httpx.get(f"{url}/healthz", timeout=5).json()["long_polls"] == count)
 
 
 def test_serve_starts_logs_its_url_and_answers(tmp_path: Path) -> None:

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tests.support import EVENTS_TRIO, CliProcess
+from tests.support import EVENTS_TRIO, CliProcess, wait_until
 
 READ = "rEaD-sEcReT-4711"
 INGEST = "iNgEsT-sEcReT-4712"
 GATEWAY_READ = "gAtEwAy-sEcReT-4713"
 TOKENS = (READ, INGEST, GATEWAY_READ)
 DEADLINE_S = 20.0
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll in real time with a generous deadline (synchronous subprocess test)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def exercise(server_url: str, gateway_url: str) -> list[bytes]:

@@ -473,10 +473,9 @@ def test_serve_reports_a_moved_file_at_api_events(tmp_path: Path) -> None:
     with CliProcess(args, cwd=tmp_path) as server:
         url = server.url()
         move(root, "42_story_x", "2_current", "3_qa")
-        deadline = time.monotonic() + EVENT_TIMEOUT_S
-        while not (body := httpx.get(f"{url}/api/events", timeout=10).json()):
-            assert time.monotonic() < deadline, "no event within 10 s"
-            time.sleep(0.02)
+        # The server's long-poll does the waiting: it answers when the event lands.
+        params = {"since": "0", "wait": str(EVENT_TIMEOUT_S)}
+        body = httpx.get(f"{url}/api/events", params=params, timeout=EVENT_TIMEOUT_S + 5).json()
         assert [(e["type"], e["story_id"], e["from_stage"], e["to_stage"]) for e in body] == [
             ("stage_transition", "42_story_x", "2_current", "3_qa")
         ]

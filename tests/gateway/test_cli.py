@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import msgspec
 
-from tests.support import EVENTS_TRIO, CliProcess
+from tests.support import EVENTS_TRIO, CliProcess, wait_until
 
 TOKEN = "t0ken-for-tests"
 DEADLINE_S = 20.0
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
-    """Poll ``condition`` in real time with a generous deadline (these tests are synchronous)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def serve(tmp_path: Path) -> CliProcess:
