@@ -79,7 +79,7 @@ def create_app(
     app = QuartTrio("events_trio", static_folder=None)  # no static files to serve
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    _register_errors(app)
+    register_json_errors(app)
     register_ingest(app, hub, token=ingest_token)
     require_read_token(app, read_token)
     register_stream(app, hub, keepalive_s, stream_stats or StreamStats())
@@ -174,7 +174,9 @@ def require_read_token(app: QuartTrio, token: str | None) -> None:
         return None
 
 
-def _register_errors(app: QuartTrio) -> None:
+def register_json_errors(app: QuartTrio) -> None:
+    """Answer errors as JSON on ``app``: bad parameters, HTTP errors, anything unexpected."""
+
     @app.errorhandler(InvalidParameter)
     async def invalid_parameter(error: InvalidParameter) -> Response:
         return json_error(400, "invalid_parameter", error.message, parameter=error.parameter)

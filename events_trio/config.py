@@ -103,12 +103,6 @@ class ServerConfig:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
-    @property
-    def url(self) -> str:
-        """Base URL for the configured host and port."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
         """Settings from ``EVENTS_TRIO_*`` variables (HOST, PORT, CAPACITY,

@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-import msgspec
 import trio
+
+from .query import error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -167,7 +168,7 @@ async def _reject_host(send: Send) -> None:
 
 
 async def _reject(send: Send, status: int, error: str, message: str, **extra: str) -> None:
-    body = msgspec.json.encode({"error": error, "message": message, **extra})
+    body = error_body(error, message, **extra)
     await send(
         {
             "type": "http.response.start",

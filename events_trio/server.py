@@ -1,18 +1,17 @@
 """``run_server``: one nursery supervising the event hub and Hypercorn.
 
-Shutdown order (DESIGN.md "Clean shutdown"): stop accepting, release
-long-polls at once with what they have, let in-flight requests finish
-within the grace period, close the broadcast channel (the subscriber
+Shutdown order (DESIGN.md "Clean shutdown"): refuse new events and release
+long-polls at once with what they have, drain briefly so pollers fetch the
+last events (:meth:`EventHub.drain`), stop accepting, let in-flight requests
+finish within the grace period, close the broadcast channel (the subscriber
 drains), return.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 from hypercorn.trio import serve
@@ -20,17 +19,16 @@ from hypercorn.trio import serve
 from .app import create_asgi
 from .config import ServerConfig
 from .errors import StartupError
+from .hosting import Listening, ShutdownTrigger, bind_error, bound_address
 from .hub import EventHub, Source
 from .hypercorn_fix import EventsHypercornConfig
 from .hypercorn_fix import install as install_hypercorn_fix
 
 log = logging.getLogger("events_trio.server")
 
-ShutdownTrigger = Callable[[], Awaitable[None]]
-
 
 @dataclass(slots=True)
-class RunningServer:
+class RunningServer(Listening):
     """What ``run_server`` reports once it accepts connections.
 
     Attributes:
@@ -39,20 +37,7 @@ class RunningServer:
         hub: The event hub; ``hub.publish(event)`` feeds the server.
     """
 
-    host: str
-    port: int
     hub: EventHub
-    _stop: trio.Event = field(default_factory=trio.Event, repr=False)
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:7070``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def shutdown(self) -> None:
-        """Begin a graceful shutdown, as SIGTERM does."""
-        self._stop.set()
 
 
 def hypercorn_config(config: ServerConfig) -> EventsHypercornConfig:
@@ -104,10 +89,7 @@ async def run_server(
     hc = hypercorn_config(config)
 
     async def trigger() -> None:
-        async with trio.open_nursery() as race:
-            if shutdown_trigger is not None:
-                race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
-            race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
+        await running.wait_shutdown(shutdown_trigger)
         log.info("shutting down: refusing new events, releasing long-polls")
         await hub.drain(config.drain_s)
         hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
@@ -127,36 +109,15 @@ async def run_server(
         except* OSError as group:
             # Hypercorn raises bind errors inside nested nurseries; report the
             # first one after our nursery closes, so callers get it unwrapped.
-            startup_error = _startup_error(config, _first_leaf(group))
+            startup_error = bind_error(config.host, config.port, group)
             nursery.cancel_scope.cancel()
         else:
-            bound = urlsplit(binds[0])
-            running.host, running.port = bound.hostname or config.host, bound.port or config.port
+            running.host, running.port = bound_address(binds, config.host, config.port)
             log.info("events-trio serving on %s", running.url)
             task_status.started(running)
     if startup_error is not None:
         raise startup_error
     log.info("stopped")
-
-
-async def _then_cancel(wait: ShutdownTrigger, scope: trio.CancelScope) -> None:
-    await wait()
-    scope.cancel()
-
-
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
-    error: OSError | BaseExceptionGroup[OSError] = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
-def _startup_error(config: ServerConfig, error: OSError) -> StartupError:
-    if error.errno == errno.EADDRINUSE:
-        return StartupError(f"port {config.port} on {config.host} is already in use")
-    if error.errno == errno.EACCES:
-        return StartupError(f"permission denied binding {config.host}:{config.port}")
-    return StartupError(f"cannot listen on {config.host}:{config.port}: {error.strerror or error}")
 
 
 __all__ = ["RunningServer", "hypercorn_config", "run_server"]

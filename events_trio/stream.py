@@ -92,6 +92,13 @@ async def buffer_frames(
         stats.open -= 1
 
 
+def stream_response(frames: AsyncIterator[bytes]) -> Response:
+    """The ``text/event-stream`` response for ``frames``, never cut by Quart's timeout."""
+    response = Response(frames, 200, STREAM_HEADERS, content_type=CONTENT_TYPE)
+    response.timeout = None  # a stream lives until the client or the server ends it
+    return response
+
+
 def register_stream(app: QuartTrio, hub: EventHub, keepalive_s: float, stats: StreamStats) -> None:
     """Add ``GET /api/events/stream`` to ``app``.
 
@@ -102,11 +109,4 @@ def register_stream(app: QuartTrio, hub: EventHub, keepalive_s: float, stats: St
     @app.get(STREAM_PATH)
     async def stream() -> Response:
         cursor = resume_cursor(request.headers.get(LAST_EVENT_ID), request.args.getlist("since"))
-        response = Response(
-            buffer_frames(hub, cursor, keepalive_s, stats),
-            200,
-            STREAM_HEADERS,
-            content_type=CONTENT_TYPE,
-        )
-        response.timeout = None  # a stream lives until the client or the server ends it
-        return response
+        return stream_response(buffer_frames(hub, cursor, keepalive_s, stats))

@@ -29,7 +29,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 # The project server's error handlers: one JSON error shape for both processes.
-from ..app import JSON, _register_errors, require_read_token
+from ..app import JSON, register_json_errors, require_read_token
 from ..longpoll import MAX_WAIT_S
 from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
 from ..sse import DEFAULT_KEEPALIVE_S
@@ -70,7 +70,7 @@ def create_gateway_app(
     # static_folder=None: page.py serves the shipped files by name, nothing else.
     app = QuartTrio("events_trio.gateway", static_folder=None)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    _register_errors(app)
+    register_json_errors(app)
     require_read_token(app, read_token)
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)

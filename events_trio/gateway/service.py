@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -31,9 +30,10 @@ from ..auth import check_exposure
 from ..config import ServerConfig
 from ..errors import ConfigError, StartupError
 from ..guard import guard
+from ..hosting import Listening, ShutdownTrigger, bind_error, bound_address
 from ..hypercorn_fix import install as install_hypercorn_fix
 from ..metrics import instrument
-from ..server import _first_leaf, _startup_error, hypercorn_config
+from ..server import hypercorn_config
 from .app import create_gateway_app
 from .config import GatewayConfig
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
@@ -44,7 +44,6 @@ from .transport import PerOriginTransport
 
 log = logging.getLogger("events_trio.gateway")
 
-ShutdownTrigger = Callable[[], Awaitable[None]]
 
 #: How often retention runs.
 RETENTION_INTERVAL_S: Final = 60.0
@@ -53,7 +52,7 @@ CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
 
 
 @dataclass(slots=True)
-class RunningGateway:
+class RunningGateway(Listening):
     """What ``run_gateway`` reports once it serves.
 
     Attributes:
@@ -64,22 +63,9 @@ class RunningGateway:
         runners: One per sink.
     """
 
-    host: str
-    port: int
     log_store: EventLog
     pollers: list[Poller]
     runners: list[SinkRunner]
-    _stop: trio.Event = field(default_factory=trio.Event, repr=False)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the gateway's HTTP API."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def shutdown(self) -> None:
-        """Begin a graceful shutdown, as SIGTERM does."""
-        self._stop.set()
 
 
 def make_client(project_count: int) -> httpx.AsyncClient:
@@ -197,10 +183,7 @@ async def _supervise(
     install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
 
     async def trigger() -> None:
-        async with trio.open_nursery() as race:
-            if shutdown_trigger is not None:
-                race.start_soon(_then_cancel, shutdown_trigger, race.cancel_scope)
-            race.start_soon(_then_cancel, running._stop.wait, race.cancel_scope)
+        await running.wait_shutdown(shutdown_trigger)
         log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
         background.cancel()
         running.log_store.watch.release_all()
@@ -225,11 +208,10 @@ async def _supervise(
             binds = await nursery.start(serve_then_stop)
         except* OSError as group:
             # Hypercorn raises bind errors inside nested nurseries (as run_server notes).
-            startup_error = _startup_error(_server_config(config), _first_leaf(group))
+            startup_error = bind_error(config.host, config.port, group)
             nursery.cancel_scope.cancel()
         else:
-            bound = urlsplit(binds[0])
-            running.host, running.port = bound.hostname or config.host, bound.port or config.port
+            running.host, running.port = bound_address(binds, config.host, config.port)
             log.info("events-trio gateway serving on %s", running.url)
             task_status.started(running)
     if startup_error is not None:
@@ -270,8 +252,3 @@ def _server_config(config: GatewayConfig) -> ServerConfig:
 
 def _hypercorn(config: GatewayConfig) -> HypercornConfig:
     return hypercorn_config(_server_config(config))
-
-
-async def _then_cancel(wait: ShutdownTrigger, scope: trio.CancelScope) -> None:
-    await wait()
-    scope.cancel()

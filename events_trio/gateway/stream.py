@@ -20,16 +20,14 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from ..sse import (
-    CONTENT_TYPE,
     LAST_EVENT_ID,
-    STREAM_HEADERS,
     comment_frame,
     event_frame,
     id_frame,
     resume_cursor,
     retry_frame,
 )
-from ..stream import STREAM_PATH, StreamStats
+from ..stream import STREAM_PATH, StreamStats, stream_response
 from .store import EventLog, Page
 from .tracker import MAX_STAMP_MS
 
@@ -87,11 +85,4 @@ def register_log_stream(
         cursor = resume_cursor(request.headers.get(LAST_EVENT_ID), request.args.getlist("since"))
         # Any u64 is a valid cursor; SQLite integers stop at 2^63-1 (as GET /api/events).
         cursor = min(cursor, MAX_STAMP_MS)
-        response = Response(
-            log_frames(log_store, cursor, keepalive_s, stats),
-            200,
-            STREAM_HEADERS,
-            content_type=CONTENT_TYPE,
-        )
-        response.timeout = None  # a stream lives until the client or the gateway ends it
-        return response
+        return stream_response(log_frames(log_store, cursor, keepalive_s, stats))
