@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 import trio
@@ -67,11 +68,30 @@ def valid_host(value: bytes) -> bool:
     return all(len(label) <= _MAX_LABEL and _LABEL.fullmatch(label) for label in labels)
 
 
-def _bad_host(scope: Scope) -> bool:
-    for name, value in scope.get("headers", ()):
-        if name == b"host":
-            return not valid_host(value)
-    return False
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What the guard needs of a request head, gathered in one pass."""
+
+    size: int  # bytes of request target and header lines
+    count: int  # header fields
+    host: bytes | None
+    length: int | None  # Content-Length; 0 without a body; None chunked or unreadable
+
+
+def _read_head(scope: Scope) -> _Head:
+    headers = scope.get("headers", ())
+    size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+    host: bytes | None = None
+    length: int | None = 0
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+        if name == b"host" and host is None:
+            host = value
+        elif name == b"content-length" and length == 0:
+            length = int(value) if value.strip().isdigit() else None
+        elif name == b"transfer-encoding":
+            length = None
+    return _Head(size, len(headers), host, length)
 
 
 def guard(app: ASGIApp) -> ASGIApp:
@@ -81,13 +101,14 @@ def guard(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        if _head_too_large(scope):
+        head = _read_head(scope)
+        if head.count > MAX_HEADER_COUNT or head.size > MAX_HEAD_BYTES:
             await _reject(send, 431, "request_header_fields_too_large", HEAD_MESSAGE)
             return
-        if _bad_host(scope):
+        if head.host is not None and not valid_host(head.host):
             await _reject_host(send)
             return
-        if not _has_body(scope):  # most requests (every poll): nothing to track
+        if head.length == 0:  # most requests (every poll): no body to track
             await app(scope, receive, send)
             return
         body_read = trio.Event()
@@ -102,7 +123,7 @@ def guard(app: ASGIApp) -> ASGIApp:
             if (
                 message["type"] == "http.response.start"
                 and not body_read.is_set()
-                and not await _body_arrives(scope, body_read)
+                and not await _body_arrives(head.length, body_read)
             ):
                 message = _with_connection_close(message)
             await send(message)
@@ -112,30 +133,12 @@ def guard(app: ASGIApp) -> ASGIApp:
     return guarded
 
 
-def _has_body(scope: Scope) -> bool:
-    return _declared_length(scope) != 0
-
-
-def _declared_length(scope: Scope) -> int | None:
-    """The request's Content-Length (``None`` when chunked or unknown)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-        if name == b"transfer-encoding":
-            return None
-    return 0
-
-
-async def _body_arrives(scope: Scope, body_read: trio.Event) -> bool:
+async def _body_arrives(declared: int | None, body_read: trio.Event) -> bool:
     """Wait briefly for a small body to be read in full; ``True`` if it was.
 
     Quart reads the body in a task of its own for the whole request, so the
     bytes are consumed there; this only waits for the last of them.
     """
-    declared = _declared_length(scope)
     if declared is not None and declared > DRAIN_LIMIT_BYTES:
         return False
     with trio.move_on_after(DRAIN_TIMEOUT_S):
@@ -153,14 +156,6 @@ HEAD_MESSAGE: Final = (
     f"request line and headers must stay within {MAX_HEAD_BYTES} bytes "
     f"and {MAX_HEADER_COUNT} header fields"
 )
-
-
-def _head_too_large(scope: Scope) -> bool:
-    headers = scope.get("headers", ())
-    if len(headers) > MAX_HEADER_COUNT:
-        return True
-    size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
-    return size + sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEAD_BYTES
 
 
 async def _reject_host(send: Send) -> None:
