@@ -1,4 +1,8 @@
-"""Development tasks: ``nox -s lint typecheck tests`` and ``nox -s bench``."""
+"""Development tasks: ``nox -s lint typecheck tests``, ``nox -s bench`` and ``nox -s lock``.
+
+Every session but ``tests_latest`` installs exactly what ``requirements.lock``
+pins (hashes checked), so a session tests what CI tests.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,25 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
+LOCK = "requirements.lock"
+#: How requirements.lock is made (``nox -s lock`` runs it; the lock's header repeats it).
+LOCK_COMMAND = (
+    "uv pip compile pyproject.toml requirements.in --extra test --extra dev"
+    " --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu"
+    f" -o {LOCK}"
+)
+
+
+def install_locked(session: nox.Session) -> None:
+    """The locked dependencies, then the package itself without resolving again."""
+    session.install("-r", LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage."""
-    session.install("-e", ".[test]")
+    install_locked(session)
     session.run(
         "pytest",
         "--cov=events_trio",
@@ -22,10 +39,18 @@ def tests(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHON, default=False)
+def tests_latest(session: nox.Session) -> None:
+    """The suite on the newest releases pyproject.toml allows (no lock): finds upstream drift."""
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.run("pip", "list", "--format=freeze")
+    session.run("pytest", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff>=0.8")
+    install_locked(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -33,19 +58,26 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
-    session.install("-e", ".[test]", "mypy>=1.13", "nox>=2024.10")
+    install_locked(session)
     session.run("mypy")
+
+
+@nox.session(python=PYTHON, default=False)
+def lock(session: nox.Session) -> None:
+    """Recompute requirements.lock from pyproject.toml and requirements.in (newest allowed)."""
+    session.install("uv")
+    session.run(*LOCK_COMMAND.split(), *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print the benchmark figures (not a test; takes a few minutes)."""
-    session.install("-e", ".[test]")
+    install_locked(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)
 def soak(session: nox.Session) -> None:
     """Server and gateway under mixed load for 30 min (``-- --minutes N``); not in CI."""
-    session.install("-e", ".[test]")
+    install_locked(session)
     session.run("python", "-m", "benchmarks.soak", *session.posargs)

@@ -184,8 +184,7 @@ def register_json_errors(app: QuartTrio) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         code = error.code or 500
-        name = (error.name or "error").lower().replace(" ", "_")
-        response = json_error(code, name, error.description or name)
+        response = json_error(code, *http_error(code))
         allowed = error.get_response().headers.get("Allow")
         if allowed:
             response.headers["Allow"] = allowed

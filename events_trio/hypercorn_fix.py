@@ -20,11 +20,23 @@ request's head (request line and headers) must be complete within
 10 s) of its first byte; otherwise the connection is closed without an
 answer. Idle keep-alive connections (no byte of a next request yet) are
 governed by ``keep_alive_timeout`` as before.
+
+The subclass leans on Hypercorn's private names. :func:`check_hypercorn`
+inspects every one of them (methods and their signatures, the names they
+use, the module global the worker looks ``TCPServer`` up by), and
+:func:`install` refuses with :class:`~events_trio.errors.StartupError` when
+any is missing or changed: an upgrade must fail loudly, never leave the
+server running without the containment. pyproject.toml pins the range the
+patch was verified on (:data:`VERIFIED_ON`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import types
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from math import inf
 from typing import Any, Final
 
@@ -32,9 +44,14 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as hypercorn_run
+from hypercorn.trio import tcp_server
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 
 from .config import DEFAULT_HEADER_TIMEOUT_S
+from .errors import StartupError
+
+#: The Hypercorn releases the patch was verified on (pyproject.toml pins them).
+VERIFIED_ON: Final = ">=0.18,<0.19"
 
 #: Seconds one write of a response may wait for a peer that does not read;
 #: then the connection is closed (Hypercorn's own writes wait for ever).
@@ -176,6 +193,85 @@ class ContainedTCPServer(TCPServer):
             log.debug("connection closed after error: %r", error)
 
 
+#: The private methods the subclass overrides or calls, with their parameters.
+_METHODS: Final = {
+    "__init__": ("self", "app", "config", "context", "state", "stream"),
+    "run": ("self",),
+    "protocol_send": ("self", "event"),
+    "_read_data": ("self",),
+    "_initiate_server_close": ("self",),
+}
+#: Names each method must still use: attributes we read, the events we intercept.
+_USES: Final = {
+    "__init__": ("send_lock", "stream", "config"),
+    "run": ("_task_group", "protocol", "_read_data"),
+    "protocol_send": ("RawData", "Updated", "send_lock", "send_all"),
+    "_read_data": ("receive_some", "read_timeout", "RawData", "Closed"),
+}
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _method_problems(cls: type) -> Iterator[str]:
+    for name, params in _METHODS.items():
+        method = cls.__dict__.get(name)
+        if not callable(method):
+            yield f"TCPServer.{name} is missing"
+            continue
+        found = tuple(inspect.signature(method).parameters)
+        if found != params:
+            yield f"TCPServer.{name}{found} is not TCPServer.{name}{params}"
+            continue
+        code = getattr(method, "__code__", None)
+        used = set() if code is None else set(_names(code))
+        missing = [n for n in _USES.get(name, ()) if n not in used]
+        if missing:
+            yield f"TCPServer.{name} no longer uses {', '.join(missing)}"
+
+
+def _module_problems() -> Iterator[str]:
+    if not hasattr(hypercorn_run, "TCPServer"):
+        yield "hypercorn.trio.run.TCPServer is missing"
+    if not any("TCPServer" in set(_names(f.__code__)) for f in _functions(hypercorn_run)):
+        yield "hypercorn.trio.run no longer looks TCPServer up at serve time"
+    if not isinstance(getattr(tcp_server, "MAX_RECV", None), int):
+        yield "hypercorn.trio.tcp_server.MAX_RECV is missing"
+    for event, field in ((RawData, "data"), (Updated, "idle")):
+        if field not in getattr(event, "__dataclass_fields__", {}):
+            yield f"hypercorn.events.{event.__name__}.{field} is missing"
+
+
+def _functions(module: types.ModuleType) -> Iterator[Callable[..., Any]]:
+    for value in vars(module).values():
+        if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+            yield value
+
+
+def check_hypercorn() -> list[str]:
+    """What of Hypercorn's private API the patch relies on is missing or changed.
+
+    Returns:
+        One line per problem; empty when the patch can install.
+    """
+    return [*_module_problems(), *_method_problems(tcp_server.TCPServer)]
+
+
 def install() -> None:
-    """Make Hypercorn's trio worker use :class:`ContainedTCPServer` (idempotent)."""
+    """Make Hypercorn's trio worker use :class:`ContainedTCPServer` (idempotent).
+
+    Raises:
+        StartupError: Hypercorn changed a private name the patch relies on;
+            running unpatched would silently drop the crash containment.
+    """
+    problems = check_hypercorn()
+    if problems:
+        raise StartupError(
+            f"hypercorn {version('hypercorn')} is not supported (the connection patch "
+            f"needs hypercorn{VERIFIED_ON}): {'; '.join(problems)}"
+        )
     hypercorn_run.TCPServer = ContainedTCPServer  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .auth import UNAUTHORIZED_MESSAGE, WWW_AUTHENTICATE, bearer_matches
 from .events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
 from .hub import EventHub
+from .ingest_schema import MAX_ID_CHARS, TOO_DEEP_MESSAGE, explain
 from .pipeline import derive_action
 
 JSON: Final = "application/json"
@@ -42,10 +43,10 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_BATCH_EVENTS: Final = 1000
 
 DISABLED_MESSAGE: Final = "ingest disabled: no ingest token configured"
+NOT_UTF8_MESSAGE: Final = "request body is not valid UTF-8"
+NOT_JSON_MESSAGE: Final = "request body is not valid JSON"
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-#: Longest id or stage name accepted (the watcher's item ids stop at 200 too).
-MAX_ID_CHARS: Final = 200
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 #: What an id or stage must not be or contain: it ends up in chat lines,
 #: terminals and possibly file names downstream.
@@ -95,11 +96,31 @@ class IngestError(Exception):
         message: Human-readable explanation (the body's ``message``).
     """
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        field: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.field = field
+        self.detail = detail
+
+    def body(self) -> dict[str, str]:
+        """The JSON error body: ``error``, ``message``, then ``field`` and ``detail``
+        where known (``detail`` is a library's text: informative, not a contract)."""
+        body = {"error": self.error, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.detail is not None:
+            body["detail"] = self.detail
+        return body
 
 
 def to_watcher_event(event: IngestEvent) -> WatcherEvent:
@@ -123,13 +144,17 @@ def decode_events(body: bytes) -> list[WatcherEvent]:
         IngestError: 400 (not UTF-8 JSON), 422 (schema), 413 (too many events).
     """
     try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise IngestError(400, "invalid_json", NOT_UTF8_MESSAGE, detail=str(error)) from None
+    try:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError as error:  # before DecodeError: it is a subclass
-        raise IngestError(422, "invalid_event", str(error)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise IngestError(400, "invalid_json", f"invalid JSON: {error}") from None
+        raise _schema_error(body, str(error)) from None
+    except msgspec.DecodeError as error:
+        raise IngestError(400, "invalid_json", NOT_JSON_MESSAGE, detail=str(error)) from None
     except RecursionError:  # defensive: the schema stops nesting at depth 2 today
-        raise IngestError(400, "invalid_json", "invalid JSON: nested too deeply") from None
+        raise IngestError(400, "invalid_json", TOO_DEEP_MESSAGE) from None
     records = decoded if isinstance(decoded, list) else [decoded]
     if len(records) > MAX_BATCH_EVENTS:
         raise IngestError(
@@ -142,6 +167,13 @@ def decode_events(body: bytes) -> list[WatcherEvent]:
     return [to_watcher_event(record) for record in records]
 
 
+def _schema_error(body: bytes, detail: str) -> IngestError:
+    # msgspec refused the body: say what is wrong in our words (ingest_schema).
+    problem = explain(body)
+    message = problem.message if problem.field is None else f"{problem.field}: {problem.message}"
+    return IngestError(422, "invalid_event", message, field=problem.field, detail=detail)
+
+
 def check_ids(record: IngestEvent, where: str) -> None:
     """Refuse ids and stages with control characters or path separators, ``.``, ``..``.
 
@@ -150,16 +182,15 @@ def check_ids(record: IngestEvent, where: str) -> None:
         where: Its position for the message, ``$`` or ``$[i]``.
 
     Raises:
-        IngestError: 422 naming the field, in msgspec's style.
+        IngestError: 422 naming the field.
     """
     names = (
         ("item_id", "stage", "from_stage") if isinstance(record, IngestWorkItem) else ("story_id",)
     )
     for name in names:
         if _UNSAFE_ID.search(getattr(record, name)):
-            raise IngestError(
-                422, "invalid_event", f"{name} {UNSAFE_ID_MESSAGE} - at `{where}.{name}`"
-            )
+            field = f"{where}.{name}"
+            raise IngestError(422, "invalid_event", f"{field}: {UNSAFE_ID_MESSAGE}", field=field)
 
 
 def check_token(header: str | None, token: str | None) -> None:
@@ -229,7 +260,7 @@ def register_ingest(app: QuartTrio, hub: EventHub, *, token: str | None) -> None
 
 def _error_response(error: IngestError) -> Response:
     # Same shape as app.json_error; not imported from there, since app imports us.
-    body = msgspec.json.encode({"error": error.error, "message": error.message})
+    body = msgspec.json.encode(error.body())
     response = Response(body, error.status, content_type=JSON)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE

@@ -119,6 +119,23 @@ def events_headers(buffer: EventBuffer, since: int) -> Iterable[tuple[str, str]]
 _WAIT_MAX: Final = f"{MAX_WAIT_S:g}"
 
 
+#: Our ``error`` code and ``message`` for each HTTP error the framework raises
+#: (its own texts are its own and may change between releases).
+HTTP_ERRORS: Final[Mapping[int, tuple[str, str]]] = {
+    400: ("bad_request", "bad request"),
+    404: ("not_found", "no such resource"),
+    405: ("method_not_allowed", "method not allowed here"),
+    408: ("request_timeout", "request timed out"),
+    413: ("payload_too_large", "request body too large"),
+    415: ("unsupported_media_type", "unsupported content type"),
+}
+
+
+def http_error(status: int) -> tuple[str, str]:
+    """``(error, message)`` for an HTTP status, ours for every status we answer."""
+    return HTTP_ERRORS.get(status, (f"http_{status}", f"HTTP error {status}"))
+
+
 def error_body(error: str, message: str, **extra: Any) -> bytes:
     """The JSON body of every error: ``{"error": ..., "message": ..., **extra}``."""
     return msgspec.json.encode({"error": error, "message": message, **extra})

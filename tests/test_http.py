@@ -124,13 +124,13 @@ async def test_unknown_path_is_404_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/nope")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
-    assert response.json()["error"] == "not_found"
+    assert response.json() == {"error": "not_found", "message": "no such resource"}
 
 
 async def test_wrong_method_is_405_json_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/events")
     assert response.status_code == 405
-    assert response.json()["error"] == "method_not_allowed"
+    assert response.json() == {"error": "method_not_allowed", "message": "method not allowed here"}
     assert "GET" in response.headers["allow"]
 
 
