@@ -29,7 +29,7 @@ from .guard import guard
 from .hub import EventHub, Source
 from .ingest import register_ingest
 from .metrics import SERVER_ROUTES, instrument, server_registry
-from .query import error_body
+from .query import error_body, http_error_fields
 from .sse import DEFAULT_KEEPALIVE_S
 from .stream import StreamStats, register_stream
 
@@ -184,7 +184,7 @@ def register_json_errors(app: QuartTrio) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         code = error.code or 500
-        response = json_error(code, *http_error(code))
+        response = json_error(code, *http_error_fields(code))
         allowed = error.get_response().headers.get("Allow")
         if allowed:
             response.headers["Allow"] = allowed

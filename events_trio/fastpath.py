@@ -24,7 +24,7 @@ from .query import (
     H_WAIT,
     error_body,
     events_headers,
-    http_error,
+    http_error_fields,
     parse_events_query,
 )
 
@@ -59,7 +59,7 @@ def events_fast_path(hub: EventHub, app: ASGIApp, *, read_token: str | None = No
         elif scope["method"] == "POST":
             await app(scope, receive, send)  # ingest
         else:
-            body = error_body(*http_error(405))
+            body = error_body(*http_error_fields(405))
             await _send(send, 405, [(b"allow", ALLOWED)], body, len(body))
 
     return asgi

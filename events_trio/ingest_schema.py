@@ -102,7 +102,7 @@ def _explain_event(raw: msgspec.Raw, where: str) -> SchemaProblem | None:
     if kind_raw is None:
         return SchemaProblem("missing required field", f"{where}.type")
     kind = _string(kind_raw)
-    if kind not in _FIELDS:
+    if kind is None or kind not in _FIELDS:
         shown = repr(kind) if kind is not None else f"of type {_json_type(kind_raw)}"
         expected = ", ".join(TYPES)
         return SchemaProblem(

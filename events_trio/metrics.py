@@ -25,7 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .hub import EventHub
-from .query import error_body, http_error
+from .query import error_body, http_error_fields
 from .stream import StreamStats
 
 ASGIApp = Any
@@ -123,7 +123,7 @@ async def _serve_metrics(scope: dict[str, Any], send: Any, registry: CollectorRe
         headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
     else:
         status = 405
-        body = error_body(*http_error(405))
+        body = error_body(*http_error_fields(405))
         headers = [(b"content-type", b"application/json"), (b"allow", b"GET, HEAD")]
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})

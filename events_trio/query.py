@@ -131,7 +131,7 @@ HTTP_ERRORS: Final[Mapping[int, tuple[str, str]]] = {
 }
 
 
-def http_error(status: int) -> tuple[str, str]:
+def http_error_fields(status: int) -> tuple[str, str]:
     """``(error, message)`` for an HTTP status, ours for every status we answer."""
     return HTTP_ERRORS.get(status, (f"http_{status}", f"HTTP error {status}"))
 

@@ -22,9 +22,13 @@ def test_readme_test_command_is_ci_and_installs_then_runs_pytest() -> None:
     assert code_blocks("sh")[1].strip() == "bash .ci/run"
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert "apt-get install" in "\n".join(ci_lines)  # chromium for the browser tests
-    assert ci_lines[-1] == (
-        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
-    )
+    # Exactly the locked versions (hashes checked), then the package without resolving again.
+    assert ci_lines[-4:] == [
+        "python3 -m venv .venv",
+        ".venv/bin/pip install -q --require-hashes -r requirements.lock",
+        ".venv/bin/pip install -q --no-deps --no-build-isolation -e .",
+        ".venv/bin/python -m pytest",
+    ]
 
 
 def test_main_command_installs_and_serves() -> None:
