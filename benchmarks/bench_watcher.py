@@ -21,8 +21,8 @@ from typing import Final
 
 import trio
 
-from events_trio.hub import EventHub
-from events_trio.watcher import DEFAULT_STAGES, PipelineWatcher
+from events_trio.server.hub import EventHub
+from events_trio.sources.watcher import DEFAULT_STAGES, PipelineWatcher
 
 DEFAULT_MOVES: Final = 200
 TARGET_P50_MS: Final = 200.0

@@ -16,12 +16,12 @@ from typing import Any, Final
 import trio
 from hypercorn.trio import serve
 
-from events_trio.buffer import EventBuffer
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, to_stored
-from events_trio.hub import EventHub
-from events_trio.hypercorn_fix import install as install_hypercorn_fix
-from events_trio.server import hypercorn_config, run_server
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import MergeFailure, to_stored
+from events_trio.hosting.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.server.config import ServerConfig
+from events_trio.server.hub import EventHub
+from events_trio.server.run import hypercorn_config, run_server
 
 EVENTS: Final = 500
 REASON: Final = "merge conflict in src/pipeline/stages.rs: both modified"

@@ -33,10 +33,10 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from events_trio.app import create_asgi
-from events_trio.events import MergeFailure
-from events_trio.hub import EventHub
-from events_trio.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.core.events import MergeFailure
+from events_trio.hosting.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.server.app import create_asgi
+from events_trio.server.hub import EventHub
 
 REASON: Final = "bench"
 ASGIApp = Any

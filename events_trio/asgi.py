@@ -33,12 +33,12 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Final
 
-from .app import create_asgi
-from .cli import configure_logging
-from .config import ServerConfig
-from .hub import EventHub, Source
-from .hypercorn_fix import install as install_hypercorn_fix
-from .watcher import PipelineWatcher
+from .cli.main import configure_logging
+from .hosting.hypercorn_fix import install as install_hypercorn_fix
+from .server.app import create_asgi
+from .server.config import ServerConfig
+from .server.hub import EventHub, Source
+from .sources.watcher import PipelineWatcher
 
 log = logging.getLogger("events_trio.asgi")
 

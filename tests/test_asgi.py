@@ -24,7 +24,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from events_trio.pipeline import DEFAULT_STAGES
+from events_trio.sources.pipeline import DEFAULT_STAGES
 from tests.support import EXE_DIR, CliProcess, free_port
 
 HYPERCORN: Final = str(EXE_DIR / "hypercorn")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from events_trio.events import (
+from events_trio.core.events import (
     ConfigChanged,
     MergeFailure,
     StageTransition,

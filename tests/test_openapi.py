@@ -19,10 +19,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from events_trio.app import create_app
 from events_trio.gateway.app import create_gateway_app
-from events_trio.hub import EventHub
-from events_trio.query import parse_wait
+from events_trio.server.app import create_app
+from events_trio.server.hub import EventHub
+from events_trio.wire.query import parse_wait
 from tests.gateway.helpers import InlineLog
 from tests.live import LiveStack
 

@@ -28,12 +28,13 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from ..core.waiting import MAX_WAIT_S
+
 # The project server's error handlers: one JSON error shape for both processes.
-from ..app import JSON, register_json_errors, require_read_token
-from ..longpoll import MAX_WAIT_S
-from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
-from ..sse import DEFAULT_KEEPALIVE_S
-from ..stream import StreamStats
+from ..server.app import JSON, register_json_errors, require_read_token
+from ..server.stream import StreamStats
+from ..wire.query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
+from ..wire.sse import DEFAULT_KEEPALIVE_S
 from .page import register_page
 from .status import ProjectStatus
 from .store import EventLog

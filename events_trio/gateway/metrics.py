@@ -19,7 +19,7 @@ import trio
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..stream import STREAM_PATH, StreamStats
+from ..server.stream import STREAM_PATH, StreamStats
 from .poller import Poller
 from .sinks import SinkRunner
 from .store import EventLog

@@ -26,14 +26,14 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from ..auth import check_exposure
-from ..config import ServerConfig
-from ..errors import ConfigError, StartupError
-from ..guard import guard
-from ..hosting import Listening, ShutdownTrigger, bind_error, bound_address
-from ..hypercorn_fix import install as install_hypercorn_fix
-from ..metrics import instrument
-from ..server import hypercorn_config
+from ..core.errors import ConfigError, StartupError
+from ..hosting.guard import guard
+from ..hosting.hypercorn_fix import install as install_hypercorn_fix
+from ..hosting.listening import Listening, ShutdownTrigger, bind_error, bound_address
+from ..server.config import ServerConfig
+from ..server.metrics import instrument
+from ..server.run import hypercorn_config
+from ..wire.auth import check_exposure
 from .app import create_gateway_app
 from .config import GatewayConfig
 from .metrics import GATEWAY_ROUTES, GatewayMetrics

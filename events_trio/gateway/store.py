@@ -30,7 +30,7 @@ from typing import Final, Protocol, TypeVar
 
 import trio
 
-from ..buffer import ClockMs, wall_clock_ms
+from ..core.buffer import ClockMs, wall_clock_ms
 from .records import EntryKind, Incoming, LogEntry, encode_entry
 from .tracker import Position
 from .watch import LogWatch

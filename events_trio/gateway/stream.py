@@ -19,7 +19,8 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from ..sse import (
+from ..server.stream import STREAM_PATH, StreamStats, stream_response
+from ..wire.sse import (
     LAST_EVENT_ID,
     comment_frame,
     event_frame,
@@ -27,7 +28,6 @@ from ..sse import (
     resume_cursor,
     retry_frame,
 )
-from ..stream import STREAM_PATH, StreamStats, stream_response
 from .store import EventLog, Page
 from .tracker import MAX_STAMP_MS
 

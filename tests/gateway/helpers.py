@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 import httpx
 import trio
 
-from events_trio.events import StoredEvent, StoredMergeFailure, encode
+from events_trio.core.events import StoredEvent, StoredMergeFailure, encode
 from events_trio.gateway.config import ProjectConfig
 from events_trio.gateway.poller import Poller, PollerSettings
 from events_trio.gateway.records import LogEntry, Notice
 from events_trio.gateway.store import SqliteCore, SqliteLog
 from events_trio.gateway.tracker import Position
-from events_trio.query import H_INSTANCE, H_LATEST, H_MISSED, H_WAIT
+from events_trio.wire.query import H_INSTANCE, H_LATEST, H_MISSED, H_WAIT
 
 T = TypeVar("T")
 BASE_MS = 1_764_201_600_000

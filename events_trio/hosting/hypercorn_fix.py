@@ -34,7 +34,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 
-from .config import DEFAULT_HEADER_TIMEOUT_S
+from ..server.config import DEFAULT_HEADER_TIMEOUT_S
 
 #: Seconds one write of a response may wait for a peer that does not read;
 #: then the connection is closed (Hypercorn's own writes wait for ever).

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import trio
 
-from .query import error_body
+from ..wire.query import error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

@@ -24,8 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ..wire.query import error_body
 from .hub import EventHub
-from .query import error_body
 from .stream import StreamStats
 
 ASGIApp = Any

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from .auth import check_exposure
-from .broadcast import DEFAULT_CHANNEL_CAPACITY
-from .buffer import DEFAULT_CAPACITY, ClockMs, wall_clock_ms
-from .errors import ConfigError
-from .sse import DEFAULT_KEEPALIVE_S
+from ..core.broadcast import DEFAULT_CHANNEL_CAPACITY
+from ..core.buffer import DEFAULT_CAPACITY, ClockMs, wall_clock_ms
+from ..core.errors import ConfigError
+from ..wire.auth import check_exposure
+from ..wire.sse import DEFAULT_KEEPALIVE_S
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7070

@@ -25,14 +25,14 @@ from typing import Any, Final, TextIO
 
 import trio
 
-from .config import LOG_LEVELS, ServerConfig
-from .events import MergeFailure, StoryBlocked
-from .gateway import GatewayConfig, ProjectConfig, run_gateway
-from .gateway.service import RunningGateway
-from .logjson import add_log_format_argument
-from .pipeline import DEFAULT_STAGES
-from .server import RunningServer, run_server
-from .watcher import PipelineWatcher
+from ..core.events import MergeFailure, StoryBlocked
+from ..gateway import GatewayConfig, ProjectConfig, run_gateway
+from ..gateway.service import RunningGateway
+from ..hosting.logjson import add_log_format_argument
+from ..server.config import LOG_LEVELS, ServerConfig
+from ..server.run import RunningServer, run_server
+from ..sources.pipeline import DEFAULT_STAGES
+from ..sources.watcher import PipelineWatcher
 
 #: Events per second by default: one every 1-2 s.
 DEFAULT_RATE: Final = 0.67

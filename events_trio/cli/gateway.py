@@ -18,11 +18,8 @@ from typing import Any
 
 import trio
 
-from ..auth import add_access_arguments
-from ..config import LOG_LEVELS
-from ..errors import ConfigError, EventsTrioError
-from ..logjson import add_log_format_argument
-from .config import (
+from ..core.errors import ConfigError, EventsTrioError
+from ..gateway.config import (
     DEFAULT_GATEWAY_PORT,
     DEFAULT_STATE_DIR,
     GatewayConfig,
@@ -30,7 +27,10 @@ from .config import (
     parse_project_flag,
     parse_sink_flag,
 )
-from .service import run_gateway
+from ..gateway.service import run_gateway
+from ..hosting.logjson import add_log_format_argument
+from ..server.config import LOG_LEVELS
+from ..wire.auth import add_access_arguments
 
 log = logging.getLogger("events_trio.gateway.cli")
 

@@ -21,8 +21,8 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from .config import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX
-from .events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
+from ..core.events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
+from ..server.config import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX
 
 TOKEN_ENV: Final = ENV_PREFIX + "INGEST_TOKEN"
 DEFAULT_URL: Final = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"

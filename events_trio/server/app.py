@@ -22,15 +22,15 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .auth import bearer_ok, unauthorized_response
-from .errors import InvalidParameter
+from ..core.errors import InvalidParameter
+from ..hosting.guard import guard
+from ..sources.ingest import register_ingest
+from ..wire.auth import bearer_ok, unauthorized_response
+from ..wire.query import error_body
+from ..wire.sse import DEFAULT_KEEPALIVE_S
 from .fastpath import events_fast_path
-from .guard import guard
 from .hub import EventHub, Source
-from .ingest import register_ingest
 from .metrics import SERVER_ROUTES, instrument, server_registry
-from .query import error_body
-from .sse import DEFAULT_KEEPALIVE_S
 from .stream import StreamStats, register_stream
 
 log = logging.getLogger("events_trio.app")

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from .auth import scope_bearer_ok, send_unauthorized
-from .errors import InvalidParameter
-from .hub import EventHub
-from .query import (
+from ..core.errors import InvalidParameter
+from ..wire.auth import scope_bearer_ok, send_unauthorized
+from ..wire.query import (
     H_INSTANCE,
     H_LATEST,
     H_MISSED,
@@ -26,6 +25,7 @@ from .query import (
     events_headers,
     parse_events_query,
 )
+from .hub import EventHub
 
 ASGIApp = Any
 EVENTS_PATH: Final = "/api/events"

@@ -24,8 +24,8 @@ import trio
 from watchfiles import Change, awatch
 from watchfiles.main import FileChange
 
-from .broadcast import BroadcastSender
-from .events import WatcherEvent, WorkItem
+from ..core.broadcast import BroadcastSender
+from ..core.events import WatcherEvent, WorkItem
 from .pipeline import DEFAULT_STAGES, MOVE_HOLD_S, PipelineState
 from .pipeline_fs import ensure_pipeline, observe, once, rescan_observations, scan_pipeline
 

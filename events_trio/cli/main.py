@@ -13,18 +13,18 @@ from pathlib import Path
 
 import trio
 
-from .auth import add_access_arguments
-from .buffer import DEFAULT_CAPACITY
-from .config import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, ServerConfig
+from ..core.buffer import DEFAULT_CAPACITY
+from ..core.errors import EventsTrioError
+from ..hosting.logjson import add_log_format_argument, formatter
+from ..server.config import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS, ServerConfig
+from ..server.hub import Source
+from ..server.run import run_server
+from ..sources.emit import add_emit_command
+from ..sources.pipeline import DEFAULT_PIPELINE_DIR
+from ..sources.watcher import PipelineWatcher
+from ..wire.auth import add_access_arguments
 from .demo import add_demo_command
-from .emit import add_emit_command
-from .errors import EventsTrioError
-from .gateway.cli import add_gateway_command
-from .hub import Source
-from .logjson import add_log_format_argument, formatter
-from .pipeline import DEFAULT_PIPELINE_DIR
-from .server import run_server
-from .watcher import PipelineWatcher
+from .gateway import add_gateway_command
 
 log = logging.getLogger("events_trio.cli")
 

@@ -13,10 +13,10 @@ from typing import Any, Final
 
 import msgspec
 
-from .buffer import EventBuffer
-from .errors import InvalidParameter
-from .events import U64_MAX
-from .longpoll import MAX_WAIT_S
+from ..core.buffer import EventBuffer
+from ..core.errors import InvalidParameter
+from ..core.events import U64_MAX
+from ..core.waiting import MAX_WAIT_S
 
 _U64_DIGITS: Final = len(str(U64_MAX))
 _DECIMAL: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")

@@ -17,7 +17,7 @@ from typing import Final
 from watchfiles import Change
 from watchfiles.main import FileChange
 
-from .errors import StartupError
+from ..core.errors import StartupError
 from .pipeline import (
     DEFAULT_STAGES,
     ItemPath,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from .errors import StartupError
+from ..core.errors import StartupError
 
 ShutdownTrigger = Callable[[], Awaitable[None]]
 

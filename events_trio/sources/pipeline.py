@@ -37,7 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
-from .events import WorkItem
+from ..core.events import WorkItem
 
 # The watcher's logger: operators filter the watcher's lines by this one name,
 # wherever in the package the line comes from.

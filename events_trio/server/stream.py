@@ -18,10 +18,9 @@ import msgspec
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from .buffer import EventBuffer
-from .events import encode
-from .hub import EventHub
-from .sse import (
+from ..core.buffer import EventBuffer
+from ..core.events import encode
+from ..wire.sse import (
     CONTENT_TYPE,
     LAST_EVENT_ID,
     STREAM_HEADERS,
@@ -31,6 +30,7 @@ from .sse import (
     resume_cursor,
     retry_frame,
 )
+from .hub import EventHub
 
 STREAM_PATH = "/api/events/stream"
 

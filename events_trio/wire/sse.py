@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .errors import InvalidParameter
+from ..core.errors import InvalidParameter
 from .query import SINCE_MESSAGE, parse_u64
 
 #: Seconds between keep-alive comments on an idle stream (proxies drop

@@ -11,9 +11,9 @@ import logging
 
 import trio
 
-from .broadcast import BroadcastReceiver, Lagged
-from .buffer import EventBuffer
-from .events import WatcherEvent, to_stored
+from ..core.broadcast import BroadcastReceiver, Lagged
+from ..core.buffer import EventBuffer
+from ..core.events import WatcherEvent, to_stored
 
 log = logging.getLogger("events_trio.subscriber")
 

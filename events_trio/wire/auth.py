@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 import msgspec
 from quart import Response
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 UNAUTHORIZED_STATUS: Final = 401
 UNAUTHORIZED_ERROR: Final = "unauthorized"

@@ -16,15 +16,15 @@ from typing import Any, Protocol
 
 import trio
 
-from .broadcast import (
+from ..core.broadcast import (
     DEFAULT_CHANNEL_CAPACITY,
     BroadcastReceiver,
     BroadcastSender,
     open_broadcast_channel,
 )
-from .buffer import DEFAULT_CAPACITY, ClockMs, EventBuffer, wall_clock_ms
-from .events import WatcherEvent
-from .longpoll import LongPoll
+from ..core.buffer import DEFAULT_CAPACITY, ClockMs, EventBuffer, wall_clock_ms
+from ..core.events import WatcherEvent
+from ..core.waiting import LongPoll
 from .subscriber import run_subscriber
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import trio
 from hypercorn.trio import serve
 
+from ..core.errors import StartupError
+from ..hosting.hypercorn_fix import EventsHypercornConfig
+from ..hosting.hypercorn_fix import install as install_hypercorn_fix
+from ..hosting.listening import Listening, ShutdownTrigger, bind_error, bound_address
 from .app import create_asgi
 from .config import ServerConfig
-from .errors import StartupError
-from .hosting import Listening, ShutdownTrigger, bind_error, bound_address
 from .hub import EventHub, Source
-from .hypercorn_fix import EventsHypercornConfig
-from .hypercorn_fix import install as install_hypercorn_fix
 
 log = logging.getLogger("events_trio.server")
 

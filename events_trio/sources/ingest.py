@@ -29,9 +29,9 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .auth import UNAUTHORIZED_MESSAGE, WWW_AUTHENTICATE, bearer_matches
-from .events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
-from .hub import EventHub
+from ..core.events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
+from ..server.hub import EventHub
+from ..wire.auth import UNAUTHORIZED_MESSAGE, WWW_AUTHENTICATE, bearer_matches
 from .pipeline import derive_action
 
 JSON: Final = "application/json"
