@@ -75,7 +75,7 @@ def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "bare-patched":
         # The worker our server runs on: Hypercorn with the connection fix
-        # DESIGN.md's first hazard requires (events_trio/hypercorn_fix.py).
+        # the first known stack hazard requires (events_trio/hosting/hypercorn_fix.py).
         install_hypercorn_fix()
     trio.run(serve_ours if mode == "ours" else serve_bare, port)
 

@@ -3,8 +3,8 @@
 ``python -m benchmarks.sim_servers COUNT`` runs ONE Hypercorn ``serve`` with
 COUNT binds (``127.0.0.1:0`` each). Requests are routed by the port they
 arrived on (``scope["server"]``) to that project's own
-:class:`~events_trio.hub.EventHub`, served by the complete project-server
-stack (:func:`events_trio.app.create_asgi`: guard, fast path, Quart). So a
+:class:`~events_trio.server.hub.EventHub`, served by the complete project-server
+stack (:func:`events_trio.server.app.create_asgi`: guard, fast path, Quart). So a
 gateway sees COUNT independent servers for the cost of one process.
 
 The first stdout line is ``{"urls": [...]}``. Then, one command per stdin

@@ -11,6 +11,9 @@ The public API, re-exported here:
 * the server — :class:`ServerConfig`, :func:`run_server`,
   :class:`RunningServer`, :func:`create_app`;
 * errors — :class:`EventsTrioError` and its subclasses.
+
+The subpackages are layers (``core`` < ``wire`` < ``sources`` < ``hosting``
+< ``server`` | ``gateway`` < ``cli``), drawn in docs/architecture.md.
 """
 
 from .core.broadcast import BroadcastReceiver as BroadcastReceiver

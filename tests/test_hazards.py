@@ -1,4 +1,4 @@
-"""DESIGN.md's known stack hazards, reproduced against our server and shown handled."""
+"""The known stack hazards (``events_trio/hosting/guard.py``, ``hypercorn_fix.py``), reproduced against our server and shown handled."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ live page. Ctrl-C or SIGTERM stops everything and removes the directory.
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,8 +28,11 @@ import trio
 from ..core.events import MergeFailure, StoryBlocked
 from ..gateway import GatewayConfig, ProjectConfig, run_gateway
 from ..gateway.service import RunningGateway
+from ..hosting.listening import ShutdownTrigger
 from ..hosting.logjson import add_log_format_argument
-from ..server.config import LOG_LEVELS, ServerConfig
+from ..hosting.logs import LOG_LEVELS
+from ..hosting.signals import signal_trigger
+from ..server.config import ServerConfig
 from ..server.run import RunningServer, run_server
 from ..sources.pipeline import DEFAULT_STAGES
 from ..sources.watcher import PipelineWatcher
@@ -45,7 +48,7 @@ TROUBLE_SHARE: Final = 0.15
 ITEMS_IN_FLIGHT: Final = 4
 GRACEFUL_S: Final = 0.5
 
-ShutdownTrigger = Callable[[], Awaitable[None]]
+log = logging.getLogger("events_trio.demo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +278,5 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _demo_main(settings: DemoSettings) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        await run_demo(settings, shutdown_trigger=partial(_first_signal, signals))
-
-
-async def _first_signal(signals: AsyncIterator[int]) -> None:
-    async for _ in signals:
-        return
+    with signal_trigger(log) as trigger:
+        await run_demo(settings, shutdown_trigger=trigger)

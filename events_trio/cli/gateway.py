@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import signal
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,9 @@ from ..gateway.config import (
 )
 from ..gateway.service import run_gateway
 from ..hosting.logjson import add_log_format_argument
-from ..server.config import LOG_LEVELS
-from ..wire.auth import add_access_arguments
+from ..hosting.logs import LOG_LEVELS
+from ..hosting.signals import signal_trigger
+from .options import add_access_arguments
 
 log = logging.getLogger("events_trio.gateway.cli")
 
@@ -46,6 +45,14 @@ def add_gateway_command(commands: Any) -> None:
             "at GET /api/events. Stops cleanly on Ctrl-C or SIGTERM."
         ),
     )
+    _add_where_arguments(gateway)
+    _add_what_arguments(gateway)
+    add_access_arguments(gateway, env="EVENTS_TRIO_GATEWAY_READ_TOKEN")
+    add_log_format_argument(gateway)
+    gateway.set_defaults(handler=run_gateway_command)
+
+
+def _add_where_arguments(gateway: argparse.ArgumentParser) -> None:
     gateway.add_argument("--config", type=Path, metavar="FILE", help="gateway TOML file")
     gateway.add_argument(
         "--project",
@@ -60,6 +67,9 @@ def add_gateway_command(commands: Any) -> None:
         type=int,
         help=f"port of the HTTP API, 0 for any free one (default: {DEFAULT_GATEWAY_PORT})",
     )
+
+
+def _add_what_arguments(gateway: argparse.ArgumentParser) -> None:
     gateway.add_argument(
         "--state-dir",
         type=Path,
@@ -84,9 +94,6 @@ def add_gateway_command(commands: Any) -> None:
         default="info",
         help="log verbosity (default: %(default)s)",
     )
-    add_access_arguments(gateway, env="EVENTS_TRIO_GATEWAY_READ_TOKEN")
-    add_log_format_argument(gateway)
-    gateway.set_defaults(handler=run_gateway_command)
 
 
 def gateway_config(args: argparse.Namespace) -> GatewayConfig:
@@ -131,23 +138,15 @@ def run_gateway_command(args: argparse.Namespace) -> int:
 
 
 async def _main(config: GatewayConfig) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with signal_trigger(log) as trigger:
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(run_gateway, config, shutdown_trigger=lambda: _first_signal(signals))
-            )
+            await nursery.start(partial(run_gateway, config, shutdown_trigger=trigger))
             # What start-up built (modules, configuration, a poller per project:
             # ~130k objects at 1,000 projects) lives as long as the process, yet
             # every full collection scanned it again, a 100-300 ms pause that
             # held back every project's events (benchmarks/bench_scale.py).
             # Frozen, it is skipped; refcounting still frees what is dropped.
             gc.freeze()
-
-
-async def _first_signal(signals: AsyncIterator[int]) -> None:
-    async for signum in signals:
-        log.info("received %s", signal.Signals(signum).name)
-        return
 
 
 def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -1,6 +1,6 @@
 """EventBuffer: the bounded, ordered, stamped store behind ``GET /api/events``.
 
-Sans-IO: no Trio here (the long-poll waiting lives in ``longpoll.py``); every
+Sans-IO: no Trio here (the long-poll waiting lives in ``waiting.py``); every
 method is synchronous and tested without an event loop.
 
 Operations:
@@ -34,7 +34,6 @@ loss followed by an eviction was hidden from a client between the two).
 from __future__ import annotations
 
 import secrets
-import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,18 +41,12 @@ from typing import Final
 
 import msgspec
 
+from .clock import ClockMs, next_stamp, wall_clock_ms
 from .events import StoredEvent, encode
 
 DEFAULT_CAPACITY: Final = 500
 #: How many loss records are kept for exact ``missed_since`` counts.
 DEFAULT_LOSS_HISTORY: Final = 100_000
-
-ClockMs = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the Unix epoch, from the system clock."""
-    return time.time_ns() // 1_000_000
 
 
 class _LossSeries:
@@ -143,11 +136,10 @@ class EventBuffer:
 
         Nothing is reserved; build the event with it and :meth:`push` it.
         """
-        return max(self.clock_ms(), self._last_stamp + 1)
+        return next_stamp(self.clock_ms(), self._last_stamp)
 
     def _issue_stamp(self, proposed_ms: int) -> int:
-        # max(proposed, last + 1): unique and increasing whatever the clock does.
-        stamp = max(proposed_ms, self._last_stamp + 1)
+        stamp = next_stamp(proposed_ms, self._last_stamp)
         self._last_stamp = stamp
         return stamp
 

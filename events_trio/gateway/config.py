@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
-from ..core.buffer import ClockMs, wall_clock_ms
+from ..core.clock import ClockMs, wall_clock_ms
 from ..core.errors import ConfigError
-from ..server.config import LOG_LEVELS
+from ..hosting.logs import LOG_LEVELS
 from ..wire.sse import DEFAULT_KEEPALIVE_S
 
 DEFAULT_GATEWAY_PORT: Final = 7080

@@ -1,4 +1,4 @@
-"""The gateway's ``GET /metrics`` figures (served by ``events_trio.metrics.instrument``).
+"""The gateway's ``GET /metrics`` figures (served by ``hosting/metrics.py``).
 
 Per project: ``up``, poll latency (a histogram, measured on the shared HTTP
 client from request start to response headers, so a long-poll's wait is
@@ -19,7 +19,8 @@ import trio
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..server.stream import STREAM_PATH, StreamStats
+from ..wire.defaults import STREAM_PATH
+from ..wire.sse import StreamStats
 from .poller import Poller
 from .sinks import SinkRunner
 from .store import EventLog

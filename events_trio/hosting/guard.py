@@ -25,7 +25,8 @@ from typing import Any, Final
 
 import trio
 
-from ..wire.query import error_body
+from ..wire.responses import JSON_HEADER, error_body, send_response
+from .access import with_connection_close
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -104,33 +105,48 @@ def guard(app: ASGIApp) -> ASGIApp:
         head = _read_head(scope)
         if head.count > MAX_HEADER_COUNT or head.size > MAX_HEAD_BYTES:
             await _reject(send, 431, "request_header_fields_too_large", HEAD_MESSAGE)
-            return
-        if head.host is not None and not valid_host(head.host):
+        elif head.host is not None and not valid_host(head.host):
             await _reject_host(send)
-            return
-        if head.length == 0:  # most requests (every poll): no body to track
+        elif head.length == 0:  # most requests (every poll): no body to track
             await app(scope, receive, send)
-            return
-        body_read = trio.Event()
-
-        async def tracked_receive() -> Message:
-            message: Message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_read.set()
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            if (
-                message["type"] == "http.response.start"
-                and not body_read.is_set()
-                and not await _body_arrives(head.length, body_read)
-            ):
-                message = _with_connection_close(message)
-            await send(message)
-
-        await app(scope, tracked_receive, tracked_send)
+        else:
+            body = _BodyTracker(receive, send, head.length)
+            await app(scope, body.receive, body.send)
 
     return guarded
+
+
+class _BodyTracker:
+    """``receive``/``send`` of a request with a body: the response waits briefly for it.
+
+    Args:
+        receive: The request's ASGI ``receive``.
+        send: The request's ASGI ``send``.
+        declared: ``Content-Length`` (``None``: chunked or unreadable).
+    """
+
+    def __init__(self, receive: Receive, send: Send, declared: int | None) -> None:
+        self._receive = receive
+        self._send = send
+        self._declared = declared
+        self._read = trio.Event()
+
+    async def receive(self) -> Message:
+        """Receive, noting when the body has been read in full."""
+        message: Message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._read.set()
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Send; a response started before the body arrived gets ``Connection: close``."""
+        if (
+            message["type"] == "http.response.start"
+            and not self._read.is_set()
+            and not await _body_arrives(self._declared, self._read)
+        ):
+            message = with_connection_close(message)
+        await self._send(message)
 
 
 async def _body_arrives(declared: int | None, body_read: trio.Event) -> bool:
@@ -146,12 +162,6 @@ async def _body_arrives(declared: int | None, body_read: trio.Event) -> bool:
     return body_read.is_set()
 
 
-def _with_connection_close(message: Message) -> Message:
-    headers = [h for h in message.get("headers", ()) if h[0].lower() != b"connection"]
-    headers.append((b"connection", b"close"))
-    return {**message, "headers": headers}
-
-
 HEAD_MESSAGE: Final = (
     f"request line and headers must stay within {MAX_HEAD_BYTES} bytes "
     f"and {MAX_HEADER_COUNT} header fields"
@@ -163,16 +173,5 @@ async def _reject_host(send: Send) -> None:
 
 
 async def _reject(send: Send, status: int, error: str, message: str, **extra: str) -> None:
-    body = error_body(error, message, **extra)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    headers = [JSON_HEADER, (b"connection", b"close")]
+    await send_response(send, status, headers, error_body(error, message, **extra))

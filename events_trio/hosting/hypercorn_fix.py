@@ -16,7 +16,7 @@ The subclass also enforces a **header deadline** (slowloris). h11 has none,
 and Hypercorn's ``read_timeout`` bounds every read, so it would also cut a
 long-poll whose client rightly sends nothing while it waits. Instead, a
 request's head (request line and headers) must be complete within
-``header_timeout_s`` (:data:`~events_trio.config.DEFAULT_HEADER_TIMEOUT_S`,
+``header_timeout_s`` (:data:`~events_trio.hosting.timeouts.DEFAULT_HEADER_TIMEOUT_S`,
 10 s) of its first byte; otherwise the connection is closed without an
 answer. Idle keep-alive connections (no byte of a next request yet) are
 governed by ``keep_alive_timeout`` as before.
@@ -34,7 +34,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 
-from ..server.config import DEFAULT_HEADER_TIMEOUT_S
+from .timeouts import DEFAULT_HEADER_TIMEOUT_S
 
 #: Seconds one write of a response may wait for a peer that does not read;
 #: then the connection is closed (Hypercorn's own writes wait for ever).

@@ -3,9 +3,11 @@
 * :class:`Listening` — the record both report through ``task_status``: the
   bound address, its URL, and ``shutdown()``.
 * :func:`first_of` — wait for whichever shutdown trigger fires first.
+* :func:`serve_hypercorn` / :func:`start_listening` — run Hypercorn in a
+  nursery, then either record the bound address or return the bind error.
 * :func:`bound_address` / :func:`bind_error` — turn what Hypercorn reports
   (bind strings, bind errors raised inside its nested nurseries) into an
-  address and a one-line :class:`~events_trio.errors.StartupError`.
+  address and a one-line :class:`~events_trio.core.errors.StartupError`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 import errno
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
 
 from ..core.errors import StartupError
 
+#: Returns when a graceful shutdown should begin (a signal, a test's event).
 ShutdownTrigger = Callable[[], Awaitable[None]]
 
 
@@ -82,3 +88,41 @@ def bind_error(host: str, port: int, group: BaseExceptionGroup[OSError]) -> Star
     if error.errno == errno.EACCES:
         return StartupError(f"permission denied binding {host}:{port}")
     return StartupError(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+
+async def serve_hypercorn(
+    app: Any,
+    settings: HypercornConfig,
+    trigger: ShutdownTrigger,
+    *,
+    on_stop: Callable[[], None],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until ``trigger`` returns; ``on_stop()`` runs however it ends.
+
+    ``task_status`` receives the bind strings once Hypercorn listens.
+    """
+    try:
+        await serve(app, settings, shutdown_trigger=trigger, task_status=task_status)
+    finally:
+        on_stop()
+
+
+async def start_listening(
+    nursery: trio.Nursery, running: Listening, serving: Callable[..., Awaitable[None]]
+) -> StartupError | None:
+    """Start ``serving`` (a :func:`serve_hypercorn` partial) in ``nursery``.
+
+    On success ``running`` gets the bound host and port. A bind failure
+    cancels ``nursery`` and is returned, for the caller to raise once the
+    nursery has closed (so it arrives unwrapped, not in an exception group).
+    """
+    error: StartupError | None = None
+    try:
+        binds = await nursery.start(serving)
+    except* OSError as group:
+        error = bind_error(running.host, running.port, group)
+        nursery.cancel_scope.cancel()
+    else:
+        running.host, running.port = bound_address(binds, running.host, running.port)
+    return error

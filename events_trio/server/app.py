@@ -2,9 +2,10 @@
 
 Routes:
 
-* ``GET /api/events?since=<ms>&wait=<s>`` — the wire contract (DESIGN.md,
-  docs/protocol.md), with gap and buffer metadata in ``X-Events-*`` headers;
-  served by ``fastpath.py`` in front of this app (see :func:`create_asgi`).
+* ``GET /api/events?since=<ms>&wait=<s>`` — the wire contract
+  (docs/protocol.md), with gap and buffer metadata in ``X-Events-*``
+  headers; served by ``fastpath.py`` in front of the Quart routes.
+* ``GET /api/events/stream`` — the buffer as Server-Sent Events (``stream.py``).
 * ``GET /healthz`` — liveness and buffer figures.
 * ``POST /api/events`` — ingest (``ingest.py``, docs/sources.md).
 
@@ -14,37 +15,26 @@ Every error is a JSON object ``{"error": ..., "message": ...}`` (plus
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import Any, Final
 
 import msgspec
-from quart import Response, request
+from quart import Response
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
 
-from ..core.errors import InvalidParameter
+from ..hosting.access import close_when, require_read_token
 from ..hosting.guard import guard
-from ..sources.ingest import register_ingest
-from ..wire.auth import bearer_ok, unauthorized_response
-from ..wire.query import error_body
-from ..wire.sse import DEFAULT_KEEPALIVE_S
+from ..hosting.metrics import instrument
+from ..hosting.webapp import json_response, new_app
+from ..sources.ingest import MAX_BODY_BYTES
+from ..wire.sse import DEFAULT_KEEPALIVE_S, StreamStats
 from .fastpath import events_fast_path
 from .hub import EventHub, Source
-from .metrics import SERVER_ROUTES, instrument, server_registry
-from .stream import StreamStats, register_stream
+from .ingest import register_ingest
+from .metrics import SERVER_ROUTES, server_registry
+from .stream import register_stream
 
-log = logging.getLogger("events_trio.app")
-
-JSON: str = "application/json"
-
-
-def json_error(status: int, error: str, message: str, **extra: Any) -> Response:
-    """A JSON error response: ``{"error": error, "message": message, **extra}``."""
-    return Response(error_body(error, message, **extra), status, content_type=JSON)
-
-
-def _encode(value: object) -> bytes:
-    return msgspec.json.encode(value)
+ASGIApp = Any
+APP_NAME: Final = "events_trio"
 
 
 def create_app(
@@ -65,66 +55,61 @@ def create_app(
             (the ``hypercorn events_trio.asgi:app`` door). When ``None`` the
             caller runs the hub (``run_server``).
         ingest_token: Enables ``POST /api/events`` for this bearer token
-            (events_trio/ingest.py); ``None`` answers it with 403.
+            (server/ingest.py); ``None`` answers it with 403.
         read_token: When set, every ``GET``/``HEAD`` under ``/api/`` needs
             ``Authorization: Bearer <read_token>`` (401 otherwise);
-            ``/healthz`` stays open. See :func:`require_read_token`.
+            ``/healthz`` stays open (hosting/access.py).
         keepalive_s: Seconds between keep-alive comments on an idle
-            ``GET /api/events/stream`` (events_trio/stream.py).
+            ``GET /api/events/stream`` (server/stream.py).
         stream_stats: Where open streams are counted (for metrics).
 
     Returns:
         The ASGI app.
     """
-    app = QuartTrio("events_trio", static_folder=None)  # no static files to serve
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    register_json_errors(app)
+    app = new_app(APP_NAME)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     register_ingest(app, hub, token=ingest_token)
-    require_read_token(app, read_token)
     register_stream(app, hub, keepalive_s, stream_stats or StreamStats())
+    register_healthz(app, hub)
+    if sources is not None:
+        own_hub(app, hub, sources)
+    app.asgi_app = require_read_token(events_fast_path(hub, app.asgi_app), read_token)  # type: ignore[method-assign]
+    return app
+
+
+def register_healthz(app: QuartTrio, hub: EventHub) -> None:
+    """Add ``GET /healthz``: liveness and buffer figures."""
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        snap = hub.buffer.snapshot()
-        return Response(
-            _encode(
-                {
-                    "status": "ok",
-                    "buffered": snap.size,
-                    "latest_ms": snap.latest_ms,
-                    "capacity": snap.capacity,
-                    "evicted": snap.evicted,
-                    "lost": snap.lost,
-                    "long_polls": hub.longpoll.waiting,
-                }
-            ),
-            200,
-            content_type=JSON,
-        )
+        return json_response(msgspec.json.encode(health(hub)))
 
-    @app.after_request
-    async def close_when_stopping(response: Response) -> Response:
-        # Once shutdown begins, released long-polls answer at once; without
-        # this a keep-alive client would re-poll in a tight loop until the
-        # grace period ends.
-        if hub.longpoll.released:
-            response.headers["Connection"] = "close"
-        return response
 
-    if sources is not None:
-        owned_sources = sources
+def health(hub: EventHub) -> dict[str, object]:
+    """What ``GET /healthz`` answers."""
+    snap = hub.buffer.snapshot()
+    return {
+        "status": "ok",
+        "buffered": snap.size,
+        "latest_ms": snap.latest_ms,
+        "capacity": snap.capacity,
+        "evicted": snap.evicted,
+        "lost": snap.lost,
+        "long_polls": hub.longpoll.waiting,
+    }
 
-        @app.before_serving
-        async def start_hub() -> None:
-            await app.nursery.start(hub.run, owned_sources)
 
-        @app.after_serving
-        async def stop_hub() -> None:
-            hub.stop()
-            await hub.wait_stopped()
+def own_hub(app: QuartTrio, hub: EventHub, sources: list[Source]) -> None:
+    """Run ``hub`` (and ``sources``) in ``app``'s lifespan."""
 
-    return app
+    @app.before_serving
+    async def start_hub() -> None:
+        await app.nursery.start(hub.run, sources)
+
+    @app.after_serving
+    async def stop_hub() -> None:
+        hub.stop()
+        await hub.wait_stopped()
 
 
 def create_asgi(
@@ -134,16 +119,16 @@ def create_asgi(
     ingest_token: str | None = None,
     read_token: str | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
-) -> Any:
+) -> ASGIApp:
     """The complete ASGI app both hosting doors serve.
 
-    ``instrument`` (``GET /metrics``, request counts) -> ``guard`` (stack
-    hazards) -> ``events_fast_path`` (``GET /api/events``)
-    -> the Quart app from :func:`create_app` (everything else). Arguments as
-    for :func:`create_app`.
+    ``instrument`` (``GET /metrics``, request counts) -> ``close_when``
+    (``Connection: close`` once stopping) -> ``guard`` (stack hazards) -> the
+    app from :func:`create_app` (read-token check, ``GET /api/events`` fast
+    path, Quart routes). Arguments as for :func:`create_app`.
     """
     streams = StreamStats()
-    quart_app = create_app(
+    app = create_app(
         hub,
         sources=sources,
         ingest_token=ingest_token,
@@ -151,47 +136,6 @@ def create_asgi(
         keepalive_s=keepalive_s,
         stream_stats=streams,
     )
-    app = guard(events_fast_path(hub, quart_app, read_token=read_token))
+    stopping = close_when(guard(app), lambda: hub.longpoll.released)
     # Outermost, so every answer counts (fast path and guard included).
-    return instrument(app, server_registry(hub, streams), SERVER_ROUTES)
-
-
-def require_read_token(app: QuartTrio, token: str | None) -> None:
-    """Answer 401 to ``GET``/``HEAD`` under ``/api/`` without the read token.
-
-    Covers every read route of ``app``, present and future (a stream
-    endpoint too); ``POST /api/events`` keeps its own ingest token and
-    ``/healthz`` stays open. No-op when ``token`` is ``None`` or empty.
-    """
-    if not token:
-        return
-
-    @app.before_request
-    async def check_read_token() -> Response | None:
-        reading = request.method in ("GET", "HEAD") and request.path.startswith("/api/")
-        if reading and not bearer_ok(request.headers, token):
-            return unauthorized_response()
-        return None
-
-
-def register_json_errors(app: QuartTrio) -> None:
-    """Answer errors as JSON on ``app``: bad parameters, HTTP errors, anything unexpected."""
-
-    @app.errorhandler(InvalidParameter)
-    async def invalid_parameter(error: InvalidParameter) -> Response:
-        return json_error(400, "invalid_parameter", error.message, parameter=error.parameter)
-
-    @app.errorhandler(HTTPException)
-    async def http_error(error: HTTPException) -> Response:
-        code = error.code or 500
-        name = (error.name or "error").lower().replace(" ", "_")
-        response = json_error(code, name, error.description or name)
-        allowed = error.get_response().headers.get("Allow")
-        if allowed:
-            response.headers["Allow"] = allowed
-        return response
-
-    @app.errorhandler(Exception)
-    async def unexpected(error: Exception) -> Response:
-        log.exception("unhandled error", exc_info=error)
-        return json_error(500, "internal_error", "internal server error")
+    return instrument(stopping, server_registry(hub, streams), SERVER_ROUTES)

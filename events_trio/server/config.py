@@ -1,4 +1,9 @@
-"""Project-server settings: defaults, validation, environment variables."""
+"""Project-server settings: defaults, validation, environment variables.
+
+The defaults shared with the gateway live below: listening
+(``wire/defaults.py``), timeouts (``hosting/timeouts.py``), log levels
+(``hosting/logs.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from pathlib import Path
 from typing import Final
 
 from ..core.broadcast import DEFAULT_CHANNEL_CAPACITY
-from ..core.buffer import DEFAULT_CAPACITY, ClockMs, wall_clock_ms
+from ..core.buffer import DEFAULT_CAPACITY
+from ..core.clock import ClockMs, wall_clock_ms
 from ..core.errors import ConfigError
 from ..wire.auth import check_exposure
 from ..wire.sse import DEFAULT_KEEPALIVE_S
@@ -153,3 +159,18 @@ _ENV_FIELDS: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "ALLOW_UNAUTHENTICATED": ("allow_unauthenticated", parse_flag),
     "HEADER_TIMEOUT": ("header_timeout_s", float),
 }
+
+
+__all__ = [
+    "DEFAULT_DRAIN_S",
+    "DEFAULT_GRACEFUL_TIMEOUT_S",
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_HOST",
+    "DEFAULT_KEEP_ALIVE_S",
+    "DEFAULT_PORT",
+    "DEFAULT_SSE_KEEPALIVE_S",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "ServerConfig",
+    "parse_flag",
+]

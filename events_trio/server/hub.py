@@ -22,7 +22,8 @@ from ..core.broadcast import (
     BroadcastSender,
     open_broadcast_channel,
 )
-from ..core.buffer import DEFAULT_CAPACITY, ClockMs, EventBuffer, wall_clock_ms
+from ..core.buffer import DEFAULT_CAPACITY, EventBuffer
+from ..core.clock import ClockMs, wall_clock_ms
 from ..core.events import WatcherEvent
 from ..core.waiting import LongPoll
 from .subscriber import run_subscriber

@@ -1,6 +1,6 @@
 """``run_server``: one nursery supervising the event hub and Hypercorn.
 
-Shutdown order (DESIGN.md "Clean shutdown"): refuse new events and release
+Shutdown order: refuse new events and release
 long-polls at once with what they have, drain briefly so pollers fetch the
 last events (:meth:`EventHub.drain`), stop accepting, let in-flight requests
 finish within the grace period, close the broadcast channel (the subscriber
@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import trio
-from hypercorn.trio import serve
 
-from ..core.errors import StartupError
 from ..hosting.hypercorn_fix import EventsHypercornConfig
 from ..hosting.hypercorn_fix import install as install_hypercorn_fix
-from ..hosting.listening import Listening, ShutdownTrigger, bind_error, bound_address
+from ..hosting.listening import Listening, ShutdownTrigger, serve_hypercorn, start_listening
+from ..hosting.settings import hypercorn_settings
 from .app import create_asgi
 from .config import ServerConfig
 from .hub import EventHub, Source
@@ -42,15 +43,30 @@ class RunningServer(Listening):
 
 def hypercorn_config(config: ServerConfig) -> EventsHypercornConfig:
     """Hypercorn settings for ``config``: bind, timeouts, logging."""
-    hc = EventsHypercornConfig()
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    hc.bind = [f"{host}:{config.port}"]
-    hc.graceful_timeout = config.graceful_timeout_s
-    hc.keep_alive_timeout = config.keep_alive_s
-    hc.header_timeout_s = config.header_timeout_s
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    return hc
+    return hypercorn_settings(
+        config.host,
+        config.port,
+        graceful_timeout_s=config.graceful_timeout_s,
+        keep_alive_s=config.keep_alive_s,
+        header_timeout_s=config.header_timeout_s,
+    )
+
+
+def new_hub(config: ServerConfig) -> EventHub:
+    """An event hub sized and clocked as ``config`` says."""
+    return EventHub(
+        config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
+    )
+
+
+def server_app(config: ServerConfig, hub: EventHub) -> Any:
+    """The complete ASGI app over ``hub`` (``run_server`` runs the hub itself)."""
+    return create_asgi(
+        hub,
+        ingest_token=config.ingest_token,
+        read_token=config.read_token,
+        keepalive_s=config.sse_keepalive_s,
+    )
 
 
 async def run_server(
@@ -74,50 +90,35 @@ async def run_server(
     Raises:
         StartupError: the address cannot be bound (one-line message).
     """
-    if hub is None:
-        hub = EventHub(
-            config.capacity, channel_capacity=config.channel_capacity, clock_ms=config.clock_ms
-        )
+    hub = new_hub(config) if hub is None else hub
     install_hypercorn_fix()
-    app = create_asgi(
-        hub,
-        ingest_token=config.ingest_token,
-        read_token=config.read_token,
-        keepalive_s=config.sse_keepalive_s,
-    )
     running = RunningServer(config.host, config.port, hub)
     hc = hypercorn_config(config)
-
-    async def trigger() -> None:
-        await running.wait_shutdown(shutdown_trigger)
-        log.info("shutting down: refusing new events, releasing long-polls")
-        await hub.drain(config.drain_s)
-        hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
-        log.info("shutting down: no new connections")
-
-    async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
-        try:
-            await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
-        finally:
-            hub.stop()
-
-    startup_error: StartupError | None = None
+    trigger = partial(_shut_down, running, config, hc, shutdown_trigger)
+    serving = partial(serve_hypercorn, server_app(config, hub), hc, trigger, on_stop=hub.stop)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run, sources)
-        try:
-            binds = await nursery.start(serve_then_stop)
-        except* OSError as group:
-            # Hypercorn raises bind errors inside nested nurseries; report the
-            # first one after our nursery closes, so callers get it unwrapped.
-            startup_error = bind_error(config.host, config.port, group)
-            nursery.cancel_scope.cancel()
-        else:
-            running.host, running.port = bound_address(binds, config.host, config.port)
+        error = await start_listening(nursery, running, serving)
+        if error is None:
             log.info("events-trio serving on %s", running.url)
             task_status.started(running)
-    if startup_error is not None:
-        raise startup_error
+    if error is not None:
+        raise error
     log.info("stopped")
+
+
+async def _shut_down(
+    running: RunningServer,
+    config: ServerConfig,
+    hc: EventsHypercornConfig,
+    shutdown_trigger: ShutdownTrigger | None,
+) -> None:
+    # Hypercorn's shutdown trigger: returns when Hypercorn should stop accepting.
+    await running.wait_shutdown(shutdown_trigger)
+    log.info("shutting down: refusing new events, releasing long-polls")
+    await running.hub.drain(config.drain_s)
+    hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
+    log.info("shutting down: no new connections")
 
 
 __all__ = ["RunningServer", "hypercorn_config", "run_server"]

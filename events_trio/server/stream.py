@@ -12,7 +12,6 @@ shutdown (the long-poll release) ends every stream at once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import msgspec
 from quart import Response, request
@@ -20,33 +19,17 @@ from quart_trio import QuartTrio
 
 from ..core.buffer import EventBuffer
 from ..core.events import encode
+from ..hosting.webapp import stream_response
+from ..wire.defaults import STREAM_PATH
 from ..wire.sse import (
-    CONTENT_TYPE,
     LAST_EVENT_ID,
-    STREAM_HEADERS,
-    comment_frame,
+    StreamStats,
     event_frame,
     id_frame,
     resume_cursor,
-    retry_frame,
+    sse_stream,
 )
 from .hub import EventHub
-
-STREAM_PATH = "/api/events/stream"
-
-
-@dataclass(slots=True)
-class StreamStats:
-    """Live counts for metrics.
-
-    Attributes:
-        open: Streams being served.
-        parked: Streams waiting in the hub's long-poll lot right now (so the
-            long-poll figure can leave them out).
-    """
-
-    open: int = 0
-    parked: int = 0
 
 
 def buffer_batch(buffer: EventBuffer, cursor: int) -> tuple[bytes, int]:
@@ -68,35 +51,32 @@ def buffer_batch(buffer: EventBuffer, cursor: int) -> tuple[bytes, int]:
     return b"".join(frames), max(cursor, buffer.latest_ms)
 
 
-async def buffer_frames(
+class BufferFrames:
+    """The hub's buffer as a :class:`~events_trio.wire.sse.FrameSource`."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    @property
+    def released(self) -> bool:
+        """Whether the hub released its long-polls (shutdown began)."""
+        return self.hub.longpoll.released
+
+    async def frames_after(self, cursor: int) -> tuple[bytes, int, bool]:
+        """Everything after ``cursor`` at once (the buffer is bounded)."""
+        frames, cursor = buffer_batch(self.hub.buffer, cursor)
+        return frames, cursor, False
+
+    async def wait_newer(self, cursor: int, timeout_s: float) -> bool:
+        """Park in the hub's long-poll lot."""
+        return await self.hub.longpoll.wait_newer(cursor, timeout_s)
+
+
+def buffer_frames(
     hub: EventHub, cursor: int, keepalive_s: float, stats: StreamStats
 ) -> AsyncIterator[bytes]:
     """The body of one stream: frames until the hub releases its long-polls."""
-    stats.open += 1
-    try:
-        yield retry_frame()
-        while True:
-            frames, cursor = buffer_batch(hub.buffer, cursor)
-            if frames:
-                yield frames
-            if hub.longpoll.released:
-                return
-            stats.parked += 1
-            try:
-                newer = await hub.longpoll.wait_newer(cursor, keepalive_s)
-            finally:
-                stats.parked -= 1
-            if not newer and not hub.longpoll.released:
-                yield comment_frame()
-    finally:
-        stats.open -= 1
-
-
-def stream_response(frames: AsyncIterator[bytes]) -> Response:
-    """The ``text/event-stream`` response for ``frames``, never cut by Quart's timeout."""
-    response = Response(frames, 200, STREAM_HEADERS, content_type=CONTENT_TYPE)
-    response.timeout = None  # a stream lives until the client or the server ends it
-    return response
+    return sse_stream(BufferFrames(hub), cursor, keepalive_s, stats)
 
 
 def register_stream(app: QuartTrio, hub: EventHub, keepalive_s: float, stats: StreamStats) -> None:

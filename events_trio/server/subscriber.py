@@ -1,8 +1,8 @@
 """The subscriber: broadcast receiver -> event buffer.
 
-Maps each :data:`~events_trio.events.WatcherEvent` to the
-:data:`~events_trio.events.StoredEvent` the seed stores (see
-:func:`~events_trio.events.to_stored`), stamped with the buffer's clock.
+Maps each :data:`~events_trio.core.events.WatcherEvent` to the
+:data:`~events_trio.core.events.StoredEvent` the seed stores (see
+:func:`~events_trio.core.events.to_stored`), stamped with the buffer's clock.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ async def run_subscriber(
 ) -> None:
     """Store relevant watcher events in ``buffer`` until the channel closes.
 
-    On :class:`~events_trio.broadcast.Lagged` the skipped count is logged and
+    On :class:`~events_trio.core.broadcast.Lagged` the skipped count is logged and
     recorded as lost in the buffer (clients see it as missed events); on
     :class:`trio.EndOfChannel` it logs and returns. Closes ``receiver``.
     """

@@ -1,6 +1,6 @@
-"""``events-trio emit``: post one event to a project server's ingest endpoint.
+"""The ``emit`` client: post one event to a project server's ingest endpoint.
 
-::
+The command line (``cli/emit.py``)::
 
     events-trio emit --url URL --token T merge-failure STORY --reason TEXT
     events-trio emit --url URL --token T story-blocked STORY --reason TEXT
@@ -13,69 +13,24 @@ Exit status: 0 accepted, 1 refused by the server (its message is printed),
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import msgspec
 
 from ..core.events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
-from ..server.config import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX
+from ..wire.defaults import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX, EVENTS_PATH
+from ..wire.responses import JSON
 
 TOKEN_ENV: Final = ENV_PREFIX + "INGEST_TOKEN"
 DEFAULT_URL: Final = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 EMIT_TIMEOUT_S: Final = 10.0
-EXIT_REFUSED: Final = 1
-EXIT_UNREACHABLE: Final = 3
-_INGEST_PATH: Final = "/api/events"
-
-
-def add_emit_command(subparsers: Any) -> None:
-    """Add the ``emit`` subcommand to ``events-trio``'s subparsers."""
-    emit = subparsers.add_parser(
-        "emit",
-        help="post one event to a project server",
-        description=(
-            "Post one event to a project server's POST /api/events (ingest must be enabled "
-            f"there with --ingest-token). The token defaults to ${TOKEN_ENV}."
-        ),
-    )
-    emit.add_argument("--url", default=DEFAULT_URL, help="server base URL (default: %(default)s)")
-    emit.add_argument("--token", help=f"ingest token (default: ${TOKEN_ENV})")
-    # emit prints its own result; httpx's per-request INFO lines would be noise.
-    emit.set_defaults(handler=run_emit, log_level="warning")
-    kinds = emit.add_subparsers(dest="kind", required=True, metavar="EVENT")
-    for name, help_text in (
-        ("merge-failure", "a merge failed"),
-        ("story-blocked", "a story is blocked"),
-    ):
-        kind = kinds.add_parser(name, help=help_text, description=f"Report that {help_text}.")
-        kind.add_argument("story", metavar="STORY", help="story id, e.g. 42_story_my_feature")
-        kind.add_argument("--reason", required=True, help="why, shown in chat")
-    transition = kinds.add_parser(
-        "transition", help="a story moved between stages", description="Report a stage transition."
-    )
-    transition.add_argument("story", metavar="STORY", help="story id, e.g. 42_story_my_feature")
-    transition.add_argument("--from", dest="from_stage", required=True, help="stage it left")
-    transition.add_argument("--to", dest="to_stage", required=True, help="stage it entered")
-
-
-def event_from_args(args: argparse.Namespace) -> WatcherEvent:
-    """The event an ``emit`` command line describes."""
-    if args.kind == "merge-failure":
-        return MergeFailure(args.story, args.reason)
-    if args.kind == "story-blocked":
-        return StoryBlocked(args.story, args.reason)
-    # action and commit_msg are left for the server to derive from the stage.
-    return WorkItem(args.story, args.to_stage, args.from_stage)
 
 
 def ingest_url(url: str) -> str:
     """``url`` with ``/api/events`` appended unless it already ends with it."""
     url = url.rstrip("/")
-    return url if url.endswith(_INGEST_PATH) else url + _INGEST_PATH
+    return url if url.endswith(EVENTS_PATH) else url + EVENTS_PATH
 
 
 def ingest_body(event: WatcherEvent) -> bytes:
@@ -88,28 +43,16 @@ def ingest_body(event: WatcherEvent) -> bytes:
     return msgspec.json.encode(fields)
 
 
-def run_emit(args: argparse.Namespace) -> int:
-    """Post the event described by ``args``; print the outcome; return the exit status."""
-    event = event_from_args(args)
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    headers = {"Content-Type": "application/json"}
+def post_event(url: str, event: WatcherEvent, token: str | None) -> httpx.Response:
+    """``POST`` ``event`` to ``url`` (an ingest URL) with the bearer ``token``.
+
+    Raises:
+        httpx.HTTPError: the server could not be reached or did not answer.
+    """
+    headers = {"Content-Type": JSON}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    url = ingest_url(args.url)
-    try:
-        response = httpx.post(
-            url, content=ingest_body(event), headers=headers, timeout=EMIT_TIMEOUT_S
-        )
-    except httpx.HTTPError as error:
-        print(f"events-trio: error: cannot reach {url}: {_reason(error)}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    if response.status_code == 202:
-        print(f"accepted: {event_summary(event)}")
-        return 0
-    print(
-        f"events-trio: error: {response.status_code}: {_server_message(response)}", file=sys.stderr
-    )
-    return EXIT_REFUSED
+    return httpx.post(url, content=ingest_body(event), headers=headers, timeout=EMIT_TIMEOUT_S)
 
 
 def event_summary(event: WatcherEvent) -> str:
@@ -122,7 +65,8 @@ def event_summary(event: WatcherEvent) -> str:
     return repr(event)
 
 
-def _server_message(response: httpx.Response) -> str:
+def server_message(response: httpx.Response) -> str:
+    """The ``message`` of a JSON error answer, else the start of the body."""
     try:
         body = response.json()
     except ValueError:
@@ -132,7 +76,8 @@ def _server_message(response: httpx.Response) -> str:
     return response.text[:200] or response.reason_phrase
 
 
-def _reason(error: httpx.HTTPError) -> str:
+def reason(error: httpx.HTTPError) -> str:
+    """Why the server could not be reached, in a few words."""
     if isinstance(error, httpx.ConnectError):
         return "connection refused" if "refused" in str(error).lower() else str(error)
     if isinstance(error, httpx.TimeoutException):
@@ -140,4 +85,4 @@ def _reason(error: httpx.HTTPError) -> str:
     return str(error) or type(error).__name__
 
 
-__all__ = ["add_emit_command", "event_from_args", "ingest_body", "ingest_url", "run_emit"]
+__all__ = ["event_summary", "ingest_body", "ingest_url", "post_event", "reason", "server_message"]

@@ -1,7 +1,7 @@
-"""``POST /api/events``: tools push watcher events into the project server.
+"""``POST /api/events`` bodies: decoding and checking what tools push.
 
 The body is one event or a JSON array of them, in the ingest format
-(DESIGN.md), without timestamps: the server stamps them. Events are
+(docs/sources.md), without timestamps: the server stamps them. Events are
 published on the broadcast channel (``hub.publish``), so they flow through
 the same subscriber and buffer as the watcher's.
 
@@ -16,6 +16,7 @@ Order of checks, each answered with a JSON error (docs/sources.md):
 6. at most :data:`MAX_BATCH_EVENTS` events (413).
 
 All-or-nothing: every event is validated before the first is published.
+The route itself (reading the body, publishing) is ``server/ingest.py``.
 """
 
 from __future__ import annotations
@@ -24,17 +25,11 @@ import re
 from typing import Annotated, Final, TypeAlias
 
 import msgspec
-import trio
-from quart import Response, request
-from quart_trio import QuartTrio
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.events import MergeFailure, StoryBlocked, WatcherEvent, WorkItem
-from ..server.hub import EventHub
-from ..wire.auth import UNAUTHORIZED_MESSAGE, WWW_AUTHENTICATE, bearer_matches
+from ..wire.auth import UNAUTHORIZED_MESSAGE, bearer_matches
+from ..wire.responses import JSON
 from .pipeline import derive_action
-
-JSON: Final = "application/json"
 
 #: Largest request body accepted (also Quart's ``MAX_CONTENT_LENGTH``).
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -184,58 +179,6 @@ def check_content_type(mimetype: str) -> None:
         )
 
 
-async def _read_body() -> bytes:
-    try:
-        return await request.get_data(cache=False, as_text=False, parse_form_data=False)
-    except RequestEntityTooLarge:
-        raise IngestError(
-            413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes"
-        ) from None
-
-
-def _publish_all(hub: EventHub, events: list[WatcherEvent]) -> None:
-    try:
-        for event in events:
-            hub.publish(event)
-    except trio.ClosedResourceError:
-        # The hub closes its sender only at shutdown, before any event of
-        # this request was published (publishing never fails halfway).
-        raise IngestError(503, "shutting_down", "server is shutting down") from None
-
-
-def register_ingest(app: QuartTrio, hub: EventHub, *, token: str | None) -> None:
-    """Add ``POST /api/events`` to ``app``, publishing into ``hub``.
-
-    Args:
-        app: The project server app.
-        hub: Where accepted events are published.
-        token: The ingest token; ``None`` or empty disables ingest (403).
-    """
-
-    @app.post("/api/events")
-    async def post_events() -> Response:
-        try:
-            # Read first: answering with the body unread can hang or crash
-            # the connection (DESIGN.md, known hazards).
-            body = await _read_body()
-            check_token(request.headers.get("Authorization"), token)
-            check_content_type(request.mimetype)
-            events = decode_events(body)
-            _publish_all(hub, events)
-        except IngestError as error:
-            return _error_response(error)
-        return Response(msgspec.json.encode({"accepted": len(events)}), 202, content_type=JSON)
-
-
-def _error_response(error: IngestError) -> Response:
-    # Same shape as app.json_error; not imported from there, since app imports us.
-    body = msgspec.json.encode({"error": error.error, "message": error.message})
-    response = Response(body, error.status, content_type=JSON)
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    return response
-
-
 __all__ = [
     "MAX_BATCH_EVENTS",
     "MAX_BODY_BYTES",
@@ -247,6 +190,5 @@ __all__ = [
     "check_content_type",
     "check_token",
     "decode_events",
-    "register_ingest",
     "to_watcher_event",
 ]

@@ -15,7 +15,7 @@ Layout (see docs/sources.md)::
 * Actions: :func:`derive_action` and :func:`work_item` apply :data:`STAGE_ACTIONS`.
 * Paths: :func:`parse_path` classifies a path inside the pipeline directory.
 * State: :class:`PipelineState` turns observations (:class:`ItemSeen`,
-  :class:`StageSeen`) into :class:`~events_trio.events.WorkItem` events.
+  :class:`StageSeen`) into :class:`~events_trio.core.events.WorkItem` events.
 
 Why the state reconciles instead of replaying change kinds: watchfiles hands
 over each batch as a *set*, so the order inside it is lost, and a move is a

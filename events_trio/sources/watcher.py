@@ -1,15 +1,15 @@
 """The Trio layer of the pipeline watcher: an event source driving ``watchfiles.awatch``.
 
 :class:`PipelineWatcher` (a ``hub.Source``) watches a pipeline directory and
-publishes a :class:`~events_trio.events.WorkItem` for every item that
+publishes a :class:`~events_trio.core.events.WorkItem` for every item that
 appears or moves. It owns only the waiting: awatch batches, the hold
 deadlines, a pipeline directory that goes away and comes back. What a batch
 means is decided below it, data flowing down:
 
-* ``pipeline_fs.py`` (synchronous): :func:`~events_trio.pipeline_fs.observe`
-  looks at the paths of one batch, :func:`~events_trio.pipeline_fs.scan_pipeline`
+* ``pipeline_fs.py`` (synchronous): :func:`~events_trio.sources.pipeline_fs.observe`
+  looks at the paths of one batch, :func:`~events_trio.sources.pipeline_fs.scan_pipeline`
   at the whole directory;
-* ``pipeline.py`` (sans IO): :class:`~events_trio.pipeline.PipelineState`
+* ``pipeline.py`` (sans IO): :class:`~events_trio.sources.pipeline.PipelineState`
   turns those observations into events (the rules, docs/sources.md).
 """
 
@@ -62,7 +62,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 class PipelineWatcher:
     """Event source watching a pipeline directory (``hub.Source``).
 
-    Publishes a :class:`~events_trio.events.WorkItem` for every item that
+    Publishes a :class:`~events_trio.core.events.WorkItem` for every item that
     appears (no ``from_stage``) or moves (with ``from_stage``).
 
     Args:
@@ -252,5 +252,5 @@ class PipelineWatcher:
 
 
 # DEFAULT_STAGES stays importable from here for callers written before the
-# split (benchmarks/bench_watcher.py); its home is events_trio.pipeline.
+# split (benchmarks/bench_watcher.py); its home is events_trio.sources.pipeline.
 __all__ = ["DEFAULT_STAGES", "PipelineWatcher"]

@@ -1,7 +1,8 @@
-"""``GET /api/events`` without the web framework: parameters in, response out.
+"""``GET /api/events`` without the web framework: parameters in, headers out.
 
-Kept apart from ``app.py`` so the Quart route and any lean ASGI path share
-one implementation of the wire contract.
+The project server, the gateway (both through ``wire/fastpath.py``) and the
+test fake of a project server parse ``since`` and ``wait`` here and name
+the ``X-Events-*`` headers from here (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -9,11 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import msgspec
-
-from ..core.buffer import EventBuffer
 from ..core.errors import InvalidParameter
 from ..core.events import U64_MAX
 from ..core.waiting import MAX_WAIT_S
@@ -98,27 +96,29 @@ def parse_events_query(args: Mapping[str, list[str]]) -> EventsQuery:
     return EventsQuery(since, wait)
 
 
-def events_headers(buffer: EventBuffer, since: int) -> Iterable[tuple[str, str]]:
-    """Metadata headers for a response to ``since`` (body unchanged).
+def events_headers(
+    instance: str, latest_ms: int, missed: int = 0, oldest_ms: int | None = None
+) -> Iterable[tuple[str, str]]:
+    """Metadata headers of an answer (body unchanged).
 
     The gap headers (``X-Events-Missed``, ``X-Events-Oldest-Ms``) are sent only
     when the client missed something: absent means none. Every header costs
     on the hot path (h11 validates each), and the common poll has no gap.
+
+    Args:
+        instance: Identifies the buffer; a new value means a restart.
+        latest_ms: The newest stamp the answer covers.
+        missed: Events newer than the cursor the client can never get.
+        oldest_ms: The oldest stamp still held (sent with ``missed``).
     """
-    yield H_INSTANCE, buffer.instance
-    yield H_LATEST, str(buffer.latest_ms)
-    missed = buffer.missed_since(since)
+    yield H_INSTANCE, instance
+    yield H_LATEST, str(latest_ms)
     if missed:
         yield H_MISSED, str(missed)
-        oldest = buffer.oldest_ms
-        if oldest is not None:
-            yield H_OLDEST, str(oldest)
-    yield H_WAIT, _WAIT_MAX
+        if oldest_ms is not None:
+            yield H_OLDEST, str(oldest_ms)
+    yield H_WAIT, WAIT_MAX
 
 
-_WAIT_MAX: Final = f"{MAX_WAIT_S:g}"
-
-
-def error_body(error: str, message: str, **extra: Any) -> bytes:
-    """The JSON body of every error: ``{"error": ..., "message": ..., **extra}``."""
-    return msgspec.json.encode({"error": error, "message": message, **extra})
+#: ``X-Events-Wait-Max``: the longest ``wait`` honoured, in seconds.
+WAIT_MAX: Final = f"{MAX_WAIT_S:g}"

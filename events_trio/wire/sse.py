@@ -1,4 +1,4 @@
-"""Server-Sent Events framing and resume cursors (sans-IO, no Trio here).
+"""Server-Sent Events framing and resume cursors (sans-IO: the stream loop only awaits its source).
 
 Operations:
 
@@ -10,6 +10,9 @@ Operations:
 * ``resume_cursor(last_event_id, since)`` — where a stream starts: the
   ``Last-Event-ID`` header a reconnecting ``EventSource`` sends wins over
   ``?since=``; both parse like ``since`` on ``GET /api/events``.
+* ``sse_stream(source, cursor, ...)`` — the body of one stream, for the
+  project server's buffer and the gateway's log alike (the one place that
+  waits, sends keep-alives and stops at shutdown).
 
 Goals: every ``data:`` line is the event JSON exactly as ``GET /api/events``
 encodes it (our JSON never contains a newline, so one line per event), and
@@ -18,7 +21,9 @@ the ``id:`` is the cursor a client would pass as ``since``.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from ..core.errors import InvalidParameter
 from .query import SINCE_MESSAGE, parse_u64
@@ -92,3 +97,70 @@ def resume_cursor(last_event_id: str | None, since: list[str]) -> int:
     if parsed is None:
         raise InvalidParameter("since", SINCE_MESSAGE)
     return parsed
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Live counts for metrics.
+
+    Attributes:
+        open: Streams being served.
+        parked: Streams waiting for news right now (so the project server's
+            long-poll figure can leave them out).
+    """
+
+    open: int = 0
+    parked: int = 0
+
+
+class FrameSource(Protocol):
+    """What a stream reads: batches of frames after a cursor, and a way to wait."""
+
+    @property
+    def released(self) -> bool:
+        """Whether shutdown began (every stream then ends)."""
+        ...
+
+    async def frames_after(self, cursor: int) -> tuple[bytes, int, bool]:
+        """Frames after ``cursor``, the cursor after them, and whether more are ready."""
+        ...
+
+    async def wait_newer(self, cursor: int, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for something past ``cursor``; ``True`` if there is."""
+        ...
+
+
+async def sse_stream(
+    source: FrameSource, cursor: int, keepalive_s: float, stats: StreamStats
+) -> AsyncIterator[bytes]:
+    """The body of one stream: frames until ``source`` is released.
+
+    Args:
+        source: The buffer or log to read.
+        cursor: Where the client resumes (:func:`resume_cursor`).
+        keepalive_s: Seconds of silence before a keep-alive comment.
+        stats: Where the stream is counted.
+    """
+    stats.open += 1
+    try:
+        yield retry_frame()
+        while True:
+            frames, cursor, more = await source.frames_after(cursor)
+            if frames:
+                yield frames
+            if more:
+                continue  # a client far behind catches up page by page
+            if source.released:
+                return
+            if not await _wait(source, cursor, keepalive_s, stats) and not source.released:
+                yield comment_frame()
+    finally:
+        stats.open -= 1
+
+
+async def _wait(source: FrameSource, cursor: int, timeout_s: float, stats: StreamStats) -> bool:
+    stats.parked += 1
+    try:
+        return await source.wait_newer(cursor, timeout_s)
+    finally:
+        stats.parked -= 1
