@@ -18,27 +18,21 @@ from ..core.broadcast import DEFAULT_CHANNEL_CAPACITY
 from ..core.buffer import DEFAULT_CAPACITY
 from ..core.clock import ClockMs, wall_clock_ms
 from ..core.errors import ConfigError
+from ..hosting.logs import LOG_LEVELS
+from ..hosting.timeouts import (
+    DEFAULT_GRACEFUL_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_KEEP_ALIVE_S,
+)
 from ..wire.auth import check_exposure
+from ..wire.defaults import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX
 from ..wire.sse import DEFAULT_KEEPALIVE_S
 
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 7070
-#: Seconds in-flight requests get to finish after a shutdown signal. Hypercorn
-#: also keeps idle keep-alive connections until this deadline, so it bounds
-#: how long a shutdown takes while gateways hold connections open.
-DEFAULT_GRACEFUL_TIMEOUT_S: Final = 1.0
 #: Seconds between "shutdown began" (new events refused, long-polls released)
 #: and "no new connections": pollers fetch the last events the server took.
 DEFAULT_DRAIN_S: Final = 0.25
-#: Seconds an idle keep-alive connection is kept open.
-DEFAULT_KEEP_ALIVE_S: Final = 75.0
-#: Seconds a request's head (request line and headers) may take to arrive,
-#: counted from its first byte; a slower client (slowloris) is disconnected.
-DEFAULT_HEADER_TIMEOUT_S: Final = 10.0
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 #: Seconds between keep-alive comments on an idle ``GET /api/events/stream``.
 DEFAULT_SSE_KEEPALIVE_S: Final = DEFAULT_KEEPALIVE_S
-ENV_PREFIX: Final = "EVENTS_TRIO_"
 
 
 @dataclass(frozen=True, slots=True)
