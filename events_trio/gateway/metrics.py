@@ -19,7 +19,7 @@ import trio
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..wire.defaults import STREAM_PATH
+from ..wire.defaults import EVENTS_PATH, METRICS_PATH, STREAM_PATH
 from ..wire.sse import StreamStats
 from .poller import Poller
 from .sinks import SinkRunner
@@ -27,11 +27,11 @@ from .store import EventLog
 
 GATEWAY_ROUTES: Final = (
     "/",
-    "/api/events",
+    EVENTS_PATH,
     STREAM_PATH,
     "/api/projects",
     "/healthz",
-    "/metrics",
+    METRICS_PATH,
 )
 #: A sink's backlog is counted up to this many entries (one bounded read per scrape).
 BACKLOG_CAP: Final = 10_000
