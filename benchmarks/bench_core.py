@@ -16,10 +16,10 @@ from typing import Any, Final
 import trio
 import trio.lowlevel
 
-from events_trio.broadcast import open_broadcast_channel
-from events_trio.buffer import EventBuffer
-from events_trio.events import MergeFailure, StoredMergeFailure, WatcherEvent
-from events_trio.hub import EventHub
+from events_trio.core.broadcast import open_broadcast_channel
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import MergeFailure, StoredMergeFailure, WatcherEvent
+from events_trio.server.hub import EventHub
 
 PUBLISH_EVENTS: Final = 200_000
 TARGET_PUBLISH_PER_S: Final = 200_000

@@ -24,10 +24,10 @@ import httpx
 import msgspec
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, to_stored
-from events_trio.hub import EventHub
-from events_trio.server import run_server
+from events_trio.core.events import MergeFailure, to_stored
+from events_trio.server.config import ServerConfig
+from events_trio.server.hub import EventHub
+from events_trio.server.run import run_server
 
 from .http_target import REASON
 from .procs import rss_mb

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from events_trio.watcher import DEFAULT_STAGES
+from events_trio.sources.watcher import DEFAULT_STAGES
 
 from .procs import Gateway, percentile
 

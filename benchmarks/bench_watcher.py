@@ -1,7 +1,7 @@
 """Latency of the pipeline watcher: file move -> stage_transition in the buffer.
 
-Runs an :class:`~events_trio.hub.EventHub` with a
-:class:`~events_trio.watcher.PipelineWatcher` on a temporary pipeline, moves
+Runs an :class:`~events_trio.server.hub.EventHub` with a
+:class:`~events_trio.sources.watcher.PipelineWatcher` on a temporary pipeline, moves
 one file at a time between two stages and times each move from just before
 ``os.rename`` to the moment the buffer stores the event (a buffer listener
 takes the timestamp, so no polling adds to the figure).
@@ -21,8 +21,8 @@ from typing import Final
 
 import trio
 
-from events_trio.hub import EventHub
-from events_trio.watcher import DEFAULT_STAGES, PipelineWatcher
+from events_trio.server.hub import EventHub
+from events_trio.sources.watcher import DEFAULT_STAGES, PipelineWatcher
 
 DEFAULT_MOVES: Final = 200
 TARGET_P50_MS: Final = 200.0

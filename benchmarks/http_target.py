@@ -16,12 +16,12 @@ from typing import Any, Final
 import trio
 from hypercorn.trio import serve
 
-from events_trio.buffer import EventBuffer
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, to_stored
-from events_trio.hub import EventHub
-from events_trio.hypercorn_fix import install as install_hypercorn_fix
-from events_trio.server import hypercorn_config, run_server
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import MergeFailure, to_stored
+from events_trio.hosting.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.server.config import ServerConfig
+from events_trio.server.hub import EventHub
+from events_trio.server.run import hypercorn_config, run_server
 
 EVENTS: Final = 500
 REASON: Final = "merge conflict in src/pipeline/stages.rs: both modified"
@@ -75,7 +75,7 @@ def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "bare-patched":
         # The worker our server runs on: Hypercorn with the connection fix
-        # DESIGN.md's first hazard requires (events_trio/hypercorn_fix.py).
+        # the first known stack hazard requires (events_trio/hosting/hypercorn_fix.py).
         install_hypercorn_fix()
     trio.run(serve_ours if mode == "ours" else serve_bare, port)
 

@@ -3,8 +3,8 @@
 ``python -m benchmarks.sim_servers COUNT`` runs ONE Hypercorn ``serve`` with
 COUNT binds (``127.0.0.1:0`` each). Requests are routed by the port they
 arrived on (``scope["server"]``) to that project's own
-:class:`~events_trio.hub.EventHub`, served by the complete project-server
-stack (:func:`events_trio.app.create_asgi`: guard, fast path, Quart). So a
+:class:`~events_trio.server.hub.EventHub`, served by the complete project-server
+stack (:func:`events_trio.server.app.create_asgi`: guard, fast path, Quart). So a
 gateway sees COUNT independent servers for the cost of one process.
 
 The first stdout line is ``{"urls": [...]}``. Then, one command per stdin
@@ -33,10 +33,10 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from events_trio.app import create_asgi
-from events_trio.events import MergeFailure
-from events_trio.hub import EventHub
-from events_trio.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.core.events import MergeFailure
+from events_trio.hosting.hypercorn_fix import install as install_hypercorn_fix
+from events_trio.server.app import create_asgi
+from events_trio.server.hub import EventHub
 
 REASON: Final = "bench"
 ASGIApp = Any

@@ -11,37 +11,40 @@ The public API, re-exported here:
 * the server — :class:`ServerConfig`, :func:`run_server`,
   :class:`RunningServer`, :func:`create_app`;
 * errors — :class:`EventsTrioError` and its subclasses.
+
+The subpackages are layers (``core`` < ``wire`` < ``sources`` < ``hosting``
+< ``server`` | ``gateway`` < ``cli``), drawn in docs/architecture.md.
 """
 
-from .app import create_app as create_app
-from .broadcast import BroadcastReceiver as BroadcastReceiver
-from .broadcast import BroadcastSender as BroadcastSender
-from .broadcast import BroadcastStatistics as BroadcastStatistics
-from .broadcast import Lagged as Lagged
-from .broadcast import open_broadcast_channel as open_broadcast_channel
-from .buffer import DEFAULT_CAPACITY as DEFAULT_CAPACITY
-from .buffer import BufferSnapshot as BufferSnapshot
-from .buffer import EventBuffer as EventBuffer
-from .config import ServerConfig as ServerConfig
-from .errors import ConfigError as ConfigError
-from .errors import EventsTrioError as EventsTrioError
-from .errors import InvalidParameter as InvalidParameter
-from .errors import StartupError as StartupError
-from .events import ConfigChanged as ConfigChanged
-from .events import MergeFailure as MergeFailure
-from .events import StageTransition as StageTransition
-from .events import StoredEvent as StoredEvent
-from .events import StoredMergeFailure as StoredMergeFailure
-from .events import StoredStoryBlocked as StoredStoryBlocked
-from .events import StoryBlocked as StoryBlocked
-from .events import WatcherEvent as WatcherEvent
-from .events import WorkItem as WorkItem
-from .hub import EventHub as EventHub
-from .longpoll import MAX_WAIT_S as MAX_WAIT_S
-from .longpoll import LongPoll as LongPoll
-from .server import RunningServer as RunningServer
-from .server import run_server as run_server
-from .subscriber import run_subscriber as run_subscriber
+from .core.broadcast import BroadcastReceiver as BroadcastReceiver
+from .core.broadcast import BroadcastSender as BroadcastSender
+from .core.broadcast import BroadcastStatistics as BroadcastStatistics
+from .core.broadcast import Lagged as Lagged
+from .core.broadcast import open_broadcast_channel as open_broadcast_channel
+from .core.buffer import DEFAULT_CAPACITY as DEFAULT_CAPACITY
+from .core.buffer import BufferSnapshot as BufferSnapshot
+from .core.buffer import EventBuffer as EventBuffer
+from .core.errors import ConfigError as ConfigError
+from .core.errors import EventsTrioError as EventsTrioError
+from .core.errors import InvalidParameter as InvalidParameter
+from .core.errors import StartupError as StartupError
+from .core.events import ConfigChanged as ConfigChanged
+from .core.events import MergeFailure as MergeFailure
+from .core.events import StageTransition as StageTransition
+from .core.events import StoredEvent as StoredEvent
+from .core.events import StoredMergeFailure as StoredMergeFailure
+from .core.events import StoredStoryBlocked as StoredStoryBlocked
+from .core.events import StoryBlocked as StoryBlocked
+from .core.events import WatcherEvent as WatcherEvent
+from .core.events import WorkItem as WorkItem
+from .core.waiting import MAX_WAIT_S as MAX_WAIT_S
+from .core.waiting import LongPoll as LongPoll
+from .server.app import create_app as create_app
+from .server.config import ServerConfig as ServerConfig
+from .server.hub import EventHub as EventHub
+from .server.run import RunningServer as RunningServer
+from .server.run import run_server as run_server
+from .server.subscriber import run_subscriber as run_subscriber
 
 __all__ = [
     "DEFAULT_CAPACITY",

@@ -1,5 +1,5 @@
 """``python -m events_trio`` is ``events-trio``."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.support import FakeClockMs
 
 

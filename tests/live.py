@@ -16,11 +16,11 @@ from typing import Any, Self, TypeVar
 
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.events import WatcherEvent
+from events_trio.core.events import WatcherEvent
 from events_trio.gateway import GatewayConfig, PollSettings, ProjectConfig, run_gateway
 from events_trio.gateway.service import RunningGateway
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 
 T = TypeVar("T")
 

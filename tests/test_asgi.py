@@ -24,7 +24,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from events_trio.pipeline import DEFAULT_STAGES
+from events_trio.sources.pipeline import DEFAULT_STAGES
 from tests.support import EXE_DIR, CliProcess, free_port
 
 HYPERCORN: Final = str(EXE_DIR / "hypercorn")
@@ -198,7 +198,7 @@ def test_second_worker_refuses_and_hypercorn_exits(tmp_path: Path) -> None:
 
 def _claim(lock_dir: Path, results: Queue[bool], release: Event) -> None:
     # Runs in a spawned child, as a Hypercorn worker does.
-    from events_trio.asgi import claim_single_worker
+    from events_trio.server.door import claim_single_worker
 
     results.put(claim_single_worker(lock_dir))
     release.wait(30)
@@ -237,7 +237,7 @@ def test_worker_claim_excludes_a_sibling_until_the_holder_exits(
 
 def test_process_started_directly_always_claims(tmp_path: Path) -> None:
     code = (
-        "from pathlib import Path; from events_trio.asgi import claim_single_worker as c; "
+        "from pathlib import Path; from events_trio.server.door import claim_single_worker as c; "
         f"print(c(Path({str(tmp_path)!r})), c(Path({str(tmp_path)!r})))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_TRIO_")}
@@ -251,3 +251,35 @@ def test_process_started_directly_always_claims(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert result.stdout == "True True\n"
+
+
+#: Imports the door, then prints what an import must not have changed.
+_IMPORT_PROBE: Final = """
+import logging, os, sys
+import hypercorn.trio.run as run
+before = run.TCPServer
+import events_trio.asgi
+root = logging.getLogger()
+print(run.TCPServer is before, root.handlers == [], root.level == logging.WARNING,
+      logging.getLogger("events_trio").handlers == [], sorted(os.listdir(".")))
+"""
+
+
+def test_importing_the_door_touches_nothing(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EVENTS_TRIO_")},
+        # Were these read at import, the door would create the directory.
+        "EVENTS_TRIO_PIPELINE": str(tmp_path / "pipeline"),
+        "EVENTS_TRIO_LOG_LEVEL": "debug",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.stdout == "True True True True []\n"
+    assert result.stderr == ""

@@ -10,13 +10,13 @@ import httpx
 import pytest
 import trio
 
-from events_trio.auth import bearer_matches, check_exposure, is_loopback
-from events_trio.config import ServerConfig
-from events_trio.errors import ConfigError
-from events_trio.events import MergeFailure
+from events_trio.core.errors import ConfigError
+from events_trio.core.events import MergeFailure
 from events_trio.gateway import GatewayConfig, PollSettings, ProjectConfig, run_gateway
 from events_trio.gateway.sinks import JsonlSink
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
+from events_trio.wire.auth import bearer_matches, check_exposure, is_loopback
 from tests.support import EVENTS_TRIO, CliProcess, FakeClockMs, until
 
 READ_TOKEN = "read-t0ken-abc"

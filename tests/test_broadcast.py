@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.broadcast import (
+from events_trio.core.broadcast import (
     BroadcastReceiver,
     BroadcastSender,
     Lagged,

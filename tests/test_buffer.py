@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from events_trio.buffer import DEFAULT_CAPACITY, EventBuffer
-from events_trio.events import (
+from events_trio.core.buffer import DEFAULT_CAPACITY, EventBuffer
+from events_trio.core.events import (
     StageTransition,
     StoredEvent,
     StoredMergeFailure,

@@ -18,8 +18,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from events_trio.buffer import EventBuffer
-from events_trio.events import StoredMergeFailure
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import StoredMergeFailure
 from tests.support import FakeClockMs
 
 POLLERS: Final = 3

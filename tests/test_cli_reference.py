@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from events_trio.cli import build_parser
+from events_trio.cli.main import build_parser
 
 README = Path(__file__).parents[1] / "README.md"
 

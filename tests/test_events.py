@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from events_trio.events import (
+from events_trio.core.events import (
     ConfigChanged,
     MergeFailure,
     StageTransition,
@@ -20,7 +20,7 @@ from events_trio.events import (
     to_stored,
 )
 
-# The three lines of DESIGN.md's wire contract, as the Rust server sends them.
+# The three lines of the wire contract (docs/protocol.md), as the Rust server sends them.
 DESIGN_STAGE = (
     b'{"type":"stage_transition","story_id":"42_story_my_feature","from_stage":"2_current",'
     b'"to_stage":"3_qa","timestamp_ms":1764201600123}'

@@ -1,4 +1,4 @@
-"""DESIGN.md's known stack hazards, reproduced against our server and shown handled."""
+"""The known stack hazards (``events_trio/hosting/guard.py``, ``hypercorn_fix.py``), reproduced against our server and shown handled."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import httpx
 import pytest
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.support import EVENTS_TRIO, CliProcess, FakeClockMs, until
 
 TRUNCATED = (

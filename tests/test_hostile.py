@@ -18,8 +18,8 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.events import MergeFailure, StoredEvent
-from events_trio.server import RunningServer
+from events_trio.core.events import MergeFailure, StoredEvent
+from events_trio.server.run import RunningServer
 from tests.support import EVENTS_TRIO, CliProcess, until
 from tests.test_watcher import make_pipeline, move, next_event, transition, watch
 

@@ -6,9 +6,9 @@ import httpx
 import pytest
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, StoryBlocked, WorkItem
-from events_trio.server import RunningServer, run_server
+from events_trio.core.events import MergeFailure, StoryBlocked, WorkItem
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.support import FakeClockMs, until
 
 T0 = 1_764_201_600_000

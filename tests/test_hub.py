@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.events import MergeFailure
-from events_trio.hub import EventHub
+from events_trio.core.events import MergeFailure
+from events_trio.server.hub import EventHub
 
 
 async def test_drain_stores_everything_already_published(

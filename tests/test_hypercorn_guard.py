@@ -18,8 +18,8 @@ import pytest
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import TCPServer
 
-from events_trio.errors import StartupError
-from events_trio.hypercorn_fix import ContainedTCPServer, check_hypercorn, install
+from events_trio.core.errors import StartupError
+from events_trio.hosting.hypercorn_fix import ContainedTCPServer, check_hypercorn, install
 from tests.support import EVENTS_TRIO
 
 OVERRIDDEN = ["run", "protocol_send", "_read_data", "_initiate_server_close"]

@@ -10,9 +10,9 @@ import msgspec
 import pytest
 import trio.testing
 
-from events_trio.events import MergeFailure, StoryBlocked, WorkItem
-from events_trio.ingest import IngestError, check_token, decode_events
-from events_trio.server import RunningServer
+from events_trio.core.events import MergeFailure, StoryBlocked, WorkItem
+from events_trio.server.run import RunningServer
+from events_trio.sources.ingest import IngestError, check_token, decode_events
 from tests.conftest import INGEST_TOKEN
 
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -24,11 +24,11 @@ import httpx
 import msgspec
 import trio
 
-from events_trio.buffer import EventBuffer
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure
-from events_trio.query import H_LATEST, H_MISSED
-from events_trio.server import RunningServer, run_server
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import MergeFailure
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
+from events_trio.wire.query import H_LATEST, H_MISSED
 
 TOTAL: Final = 20_000
 BATCH: Final = 200

@@ -5,9 +5,9 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from events_trio.buffer import EventBuffer
-from events_trio.events import StoredMergeFailure
-from events_trio.longpoll import LongPoll
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import StoredMergeFailure
+from events_trio.core.waiting import LongPoll
 
 
 async def test_wait_returns_after_exactly_the_timeout_when_nothing_arrives(

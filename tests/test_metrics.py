@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure
-from events_trio.server import RunningServer, run_server
+from events_trio.core.events import MergeFailure
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.metrics_support import sample, scrape
 from tests.sse import HTTPCORE_EARLY_CLOSE, open_stream
 from tests.support import FakeClockMs, until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from events_trio.errors import InvalidParameter
-from events_trio.query import EventsQuery, parse_events_query, parse_u64, parse_wait
+from events_trio.core.errors import InvalidParameter
+from events_trio.wire.query import EventsQuery, parse_events_query, parse_u64, parse_wait
 
 
 @pytest.mark.parametrize(

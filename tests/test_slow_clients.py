@@ -15,8 +15,8 @@ import msgspec
 import pytest
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.support import EVENTS_TRIO, CliProcess, FakeClockMs
 
 HEADER_TIMEOUT_S = 1.0

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 import trio
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure
-from events_trio.server import RunningServer, run_server
+from events_trio.core.events import MergeFailure
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from tests.sse import HTTPCORE_EARLY_CLOSE, Frame, next_events, open_stream
 from tests.support import FakeClockMs
 

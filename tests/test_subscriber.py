@@ -8,9 +8,9 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.broadcast import open_broadcast_channel
-from events_trio.buffer import EventBuffer
-from events_trio.events import (
+from events_trio.core.broadcast import open_broadcast_channel
+from events_trio.core.buffer import EventBuffer
+from events_trio.core.events import (
     ConfigChanged,
     MergeFailure,
     StageTransition,
@@ -20,7 +20,7 @@ from events_trio.events import (
     WatcherEvent,
     WorkItem,
 )
-from events_trio.subscriber import run_subscriber
+from events_trio.server.subscriber import run_subscriber
 
 
 async def test_subscribe_to_watcher_stores_work_item_with_from_stage(nursery: trio.Nursery) -> None:

@@ -15,11 +15,11 @@ import trio
 import trio.testing
 from watchfiles import Change
 
-from events_trio.broadcast import BroadcastReceiver, open_broadcast_channel
-from events_trio.errors import StartupError
-from events_trio.events import StageTransition, WatcherEvent, WorkItem
-from events_trio.hub import EventHub
-from events_trio.pipeline import (
+from events_trio.core.broadcast import BroadcastReceiver, open_broadcast_channel
+from events_trio.core.errors import StartupError
+from events_trio.core.events import StageTransition, WatcherEvent, WorkItem
+from events_trio.server.hub import EventHub
+from events_trio.sources.pipeline import (
     DEFAULT_STAGES,
     ItemPath,
     ItemSeen,
@@ -30,8 +30,8 @@ from events_trio.pipeline import (
     is_valid_item_id,
     parse_path,
 )
-from events_trio.pipeline_fs import ensure_pipeline, observe, scan_pipeline
-from events_trio.watcher import PipelineWatcher
+from events_trio.sources.pipeline_fs import ensure_pipeline, observe, scan_pipeline
+from events_trio.sources.watcher import PipelineWatcher
 from tests.support import EVENTS_TRIO, CliProcess, until
 
 EVENT_TIMEOUT_S = 10.0

@@ -15,7 +15,9 @@ Routes:
 * ``GET /api/events/stream`` — the merged log as Server-Sent Events
   (``stream.py``); ``GET /`` — the live page (``page.py``).
 
-Errors are JSON objects like the project server's.
+Errors are JSON objects like the project server's (``hosting/webapp.py``);
+``GET /api/events`` goes through the project server's fast path
+(``wire/fastpath.py``), in front of the Quart routes.
 """
 
 from __future__ import annotations
@@ -24,19 +26,17 @@ from collections.abc import Sequence
 from typing import Final
 
 import msgspec
-import trio
-from quart import Response, request
+from quart import Response
 from quart_trio import QuartTrio
 
-# The project server's error handlers: one JSON error shape for both processes.
-from ..app import JSON, register_json_errors, require_read_token
-from ..longpoll import MAX_WAIT_S
-from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
-from ..sse import DEFAULT_KEEPALIVE_S
-from ..stream import StreamStats
+from ..hosting.access import require_read_token
+from ..hosting.webapp import json_response, new_app
+from ..wire.fastpath import Args, events_route
+from ..wire.query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, WAIT_MAX, EventsQuery
+from ..wire.sse import DEFAULT_KEEPALIVE_S, StreamStats
 from .page import register_page
 from .status import ProjectStatus
-from .store import EventLog
+from .store import EventLog, Page
 from .stream import register_log_stream
 from .tracker import MAX_STAMP_MS
 
@@ -67,40 +67,57 @@ def create_gateway_app(
     Returns:
         The ASGI app.
     """
-    # static_folder=None: page.py serves the shipped files by name, nothing else.
-    app = QuartTrio("events_trio.gateway", static_folder=None)
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    register_json_errors(app)
-    require_read_token(app, read_token)
+    # static_folder=None (new_app): page.py serves the shipped files by name, nothing else.
+    app = new_app("events_trio.gateway")
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)
-    watch = log_store.watch
+    register_projects(app, statuses)
+    register_healthz(app, log_store, statuses)
+    fast = events_route(LogEvents(log_store), app.asgi_app)
+    app.asgi_app = require_read_token(fast, read_token)  # type: ignore[method-assign]
+    return app
 
-    @app.get("/api/events")
-    async def get_events() -> Response:
-        query = parse_events_query(request.args.to_dict(flat=False))
+
+class LogEvents:
+    """``GET /api/events`` over the merged log (a :data:`~events_trio.wire.fastpath.Responder`)."""
+
+    def __init__(self, log_store: EventLog) -> None:
+        self.log_store = log_store
+
+    async def __call__(self, query: EventsQuery, args: Args) -> tuple[list[tuple[str, str]], bytes]:
+        """Long-poll the log, then one page of it after ``query.since``."""
         # Any u64 is a valid cursor; SQLite integers stop at 2^63-1, and no stamp is above it.
         since = min(query.since, MAX_STAMP_MS)
-        notices = request.args.get("notices", "").lower() in _TRUE
-        if query.wait > 0 and not watch.has_newer(since, events_only=not notices):
-            with trio.move_on_after(query.wait):
-                await watch.wait_newer(since, events_only=not notices)
-        page = await log_store.read(since, MAX_PAGE_EVENTS, notices=notices)
-        body = b"[" + b",".join(entry.body for entry in page.entries) + b"]"
-        headers = {
-            H_INSTANCE: log_store.instance,
-            H_LATEST: str(page.covered_seq),
-            H_WAIT: f"{MAX_WAIT_S:g}",
-        }
-        oldest = await log_store.oldest_seq()
+        notices = args.get("notices", [""])[0].lower() in _TRUE
+        if query.wait > 0:
+            await self.log_store.watch.wait_newer(since, query.wait, events_only=not notices)
+        page = await self.log_store.read(since, MAX_PAGE_EVENTS, notices=notices)
+        return await self._headers(page), b"[" + b",".join(e.body for e in page.entries) + b"]"
+
+    async def _headers(self, page: Page) -> list[tuple[str, str]]:
+        headers = [
+            (H_INSTANCE, self.log_store.instance),
+            (H_LATEST, str(page.covered_seq)),
+            (H_WAIT, WAIT_MAX),
+        ]
+        oldest = await self.log_store.oldest_seq()
         if oldest is not None:
-            headers[H_OLDEST] = str(oldest)
-        return Response(body, 200, headers, content_type=JSON)
+            headers.append((H_OLDEST, str(oldest)))
+        return headers
+
+
+def register_projects(app: QuartTrio, statuses: Sequence[ProjectStatus]) -> None:
+    """Add ``GET /api/projects``: each project's live status."""
 
     @app.get("/api/projects")
     async def get_projects() -> Response:
-        body = msgspec.json.encode([status.to_json() for status in statuses])
-        return Response(body, 200, content_type=JSON)
+        return json_response(msgspec.json.encode([status.to_json() for status in statuses]))
+
+
+def register_healthz(
+    app: QuartTrio, log_store: EventLog, statuses: Sequence[ProjectStatus]
+) -> None:
+    """Add ``GET /healthz``: liveness, projects up, the newest log offset."""
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -109,8 +126,6 @@ def create_gateway_app(
             "status": "ok",
             "projects": len(statuses),
             "up": up,
-            "latest_ms": watch.latest_seq,
+            "latest_ms": log_store.watch.latest_seq,
         }
-        return Response(msgspec.json.encode(health), 200, content_type=JSON)
-
-    return app
+        return json_response(msgspec.json.encode(health))

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
-from ..buffer import ClockMs, wall_clock_ms
-from ..config import LOG_LEVELS
-from ..errors import ConfigError
-from ..sse import DEFAULT_KEEPALIVE_S
+from ..core.clock import ClockMs, wall_clock_ms
+from ..core.errors import ConfigError
+from ..hosting.logs import LOG_LEVELS
+from ..wire.sse import DEFAULT_KEEPALIVE_S
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")

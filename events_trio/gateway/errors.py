@@ -15,7 +15,7 @@ boundary, so the retry logic above them never sees ``httpx`` or ``OSError``.
 
 from __future__ import annotations
 
-from ..errors import EventsTrioError
+from ..core.errors import EventsTrioError
 
 
 class GatewayError(EventsTrioError):

@@ -1,4 +1,4 @@
-"""The gateway's ``GET /metrics`` figures (served by ``events_trio.metrics.instrument``).
+"""The gateway's ``GET /metrics`` figures (served by ``hosting/metrics.py``).
 
 Per project: ``up``, poll latency (a histogram, measured on the shared HTTP
 client from request start to response headers, so a long-poll's wait is
@@ -19,18 +19,19 @@ import trio
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..stream import STREAM_PATH, StreamStats
+from ..wire.defaults import EVENTS_PATH, METRICS_PATH, STREAM_PATH
+from ..wire.sse import StreamStats
 from .poller import Poller
 from .sinks import SinkRunner
 from .store import EventLog
 
 GATEWAY_ROUTES: Final = (
     "/",
-    "/api/events",
+    EVENTS_PATH,
     STREAM_PATH,
     "/api/projects",
     "/healthz",
-    "/metrics",
+    METRICS_PATH,
 )
 #: A sink's backlog is counted up to this many entries (one bounded read per scrape).
 BACKLOG_CAP: Final = 10_000

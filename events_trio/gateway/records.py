@@ -22,7 +22,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
-from ..events import StoredEvent, encode
+from ..core.events import StoredEvent, encode
 
 NoticeKind: TypeAlias = Literal["unreachable", "recovered", "missed", "restarted"]
 EntryKind: TypeAlias = Literal["event", "notice"]

@@ -19,21 +19,20 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
 import httpx
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
-from ..auth import check_exposure
-from ..config import ServerConfig
-from ..errors import ConfigError, StartupError
-from ..guard import guard
-from ..hosting import Listening, ShutdownTrigger, bind_error, bound_address
-from ..hypercorn_fix import install as install_hypercorn_fix
-from ..metrics import instrument
-from ..server import hypercorn_config
+from ..core.errors import ConfigError
+from ..hosting.access import close_when
+from ..hosting.guard import guard
+from ..hosting.hypercorn_fix import install as install_hypercorn_fix
+from ..hosting.listening import Listening, ShutdownTrigger, serve_hypercorn, start_listening
+from ..hosting.metrics import instrument
+from ..hosting.settings import hypercorn_settings
+from ..wire.auth import check_exposure
 from .app import create_gateway_app
 from .config import GatewayConfig
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
@@ -131,22 +130,32 @@ async def run_gateway(
         if client is None:
             client = await stack.enter_async_context(make_client(len(config.projects)))
         chosen = list(sinks) if sinks is not None else [build_sink(s, client) for s in config.sinks]
-        positions = await log_store.positions()
-        pollers = [
-            Poller(
-                p,
-                client,
-                log_store,
-                PollerSettings.for_project(config, p),
-                position=positions.get(p.name),
-                rand=rand,
-            )
-            for p in config.projects
-        ]
+        pollers = await _pollers(config, client, log_store, rand)
         runners = [SinkRunner(sink, log_store, rand=rand) for sink in chosen]
         running = RunningGateway(config.host, config.port, log_store, pollers, runners)
         await _supervise(config, running, shutdown_trigger, task_status)
     log.info("gateway stopped")
+
+
+async def _pollers(
+    config: GatewayConfig,
+    client: httpx.AsyncClient,
+    log_store: EventLog,
+    rand: Callable[[], float],
+) -> list[Poller]:
+    """One poller per project, each resuming at its durable position."""
+    positions = await log_store.positions()
+    return [
+        Poller(
+            p,
+            client,
+            log_store,
+            PollerSettings.for_project(config, p),
+            position=positions.get(p.name),
+            rand=rand,
+        )
+        for p in config.projects
+    ]
 
 
 async def _open_log(config: GatewayConfig) -> EventLog:
@@ -170,52 +179,59 @@ async def _supervise(
     task_status: trio.TaskStatus[RunningGateway],
 ) -> None:
     background = trio.CancelScope()
-    statuses = [p.status for p in running.pollers]
+    app = gateway_asgi(config, running)
+    install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
+    stop = partial(_stop_background, running, background)
+    trigger = partial(_shut_down, running, shutdown_trigger, stop)
+    settings = hypercorn_settings(
+        config.host, config.port, graceful_timeout_s=config.graceful_timeout_s
+    )
+    async with trio.open_nursery() as nursery:
+        on_stop = partial(_stop_within_grace, nursery, config.graceful_timeout_s, stop)
+        serving = partial(serve_hypercorn, app, settings, trigger, on_stop=on_stop)
+        for runner in running.runners:
+            await nursery.start(runner.run)
+        nursery.start_soon(_background, running, config, background)
+        error = await start_listening(nursery, running, serving)
+        if error is None:
+            log.info("events-trio gateway serving on %s", running.url)
+            task_status.started(running)
+    if error is not None:
+        raise error
+
+
+def gateway_asgi(config: GatewayConfig, running: RunningGateway) -> Any:
+    """The complete ASGI app: metrics -> ``Connection: close`` when stopping -> guard -> app."""
     metrics = GatewayMetrics(running.log_store, running.pollers, running.runners)
     gateway_app = create_gateway_app(
         running.log_store,
-        statuses,
+        [p.status for p in running.pollers],
         read_token=config.read_token,
         keepalive_s=config.sse_keepalive_s,
         stream_stats=metrics.streams,
     )
-    app = instrument(guard(gateway_app), metrics.registry, GATEWAY_ROUTES, metrics.refresh)
-    install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
+    stopping = close_when(guard(gateway_app), lambda: running.log_store.watch.released)
+    return instrument(stopping, metrics.registry, GATEWAY_ROUTES, metrics.refresh)
 
-    async def trigger() -> None:
-        await running.wait_shutdown(shutdown_trigger)
-        log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
-        background.cancel()
-        running.log_store.watch.release_all()
 
-    startup_error: StartupError | None = None
-    async with trio.open_nursery() as nursery:
+def _stop_background(running: RunningGateway, background: trio.CancelScope) -> None:
+    background.cancel()
+    running.log_store.watch.release_all()
 
-        async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
-            try:
-                await serve(
-                    app, _hypercorn(config), shutdown_trigger=trigger, task_status=task_status
-                )
-            finally:
-                background.cancel()
-                running.log_store.watch.release_all()
-                nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout_s
 
-        for runner in running.runners:
-            await nursery.start(runner.run)
-        nursery.start_soon(_background, running, config, background)
-        try:
-            binds = await nursery.start(serve_then_stop)
-        except* OSError as group:
-            # Hypercorn raises bind errors inside nested nurseries (as run_server notes).
-            startup_error = bind_error(config.host, config.port, group)
-            nursery.cancel_scope.cancel()
-        else:
-            running.host, running.port = bound_address(binds, config.host, config.port)
-            log.info("events-trio gateway serving on %s", running.url)
-            task_status.started(running)
-    if startup_error is not None:
-        raise startup_error
+async def _shut_down(
+    running: RunningGateway, shutdown_trigger: ShutdownTrigger | None, stop: Callable[[], None]
+) -> None:
+    # Hypercorn's shutdown trigger: returns when Hypercorn should stop accepting.
+    await running.wait_shutdown(shutdown_trigger)
+    log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
+    stop()
+
+
+def _stop_within_grace(nursery: trio.Nursery, grace_s: float, stop: Callable[[], None]) -> None:
+    # Hypercorn has stopped: sinks get the grace period to deliver what the log holds.
+    stop()
+    nursery.cancel_scope.deadline = trio.current_time() + grace_s
 
 
 async def _background(
@@ -238,17 +254,3 @@ async def _retention(log_store: EventLog, config: GatewayConfig) -> None:
             if deleted:
                 log.info("retention deleted %d log entries", deleted)
         await trio.sleep(RETENTION_INTERVAL_S)
-
-
-def _server_config(config: GatewayConfig) -> ServerConfig:
-    return ServerConfig(
-        host=config.host,
-        port=config.port,
-        graceful_timeout_s=config.graceful_timeout_s,
-        # Exposure was checked against the gateway's own read token (run_gateway).
-        allow_unauthenticated=True,
-    )
-
-
-def _hypercorn(config: GatewayConfig) -> HypercornConfig:
-    return hypercorn_config(_server_config(config))

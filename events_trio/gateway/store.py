@@ -30,7 +30,7 @@ from typing import Final, Protocol, TypeVar
 
 import trio
 
-from ..buffer import ClockMs, wall_clock_ms
+from ..core.clock import ClockMs, next_stamp, wall_clock_ms
 from .records import EntryKind, Incoming, LogEntry, encode_entry
 from .tracker import Position
 from .watch import LogWatch
@@ -181,7 +181,7 @@ class SqliteCore:
         entries: list[LogEntry] = []
         last = self.last_seq
         for record in records:
-            seq = max(self.clock_ms(), last + 1)
+            seq = next_stamp(self.clock_ms(), last)
             body = encode_entry(record, project, seq)
             inserted = self.db.execute(
                 "INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,6 +1,6 @@
 """``GET /api/events/stream`` on the gateway: the merged log as Server-Sent Events.
 
-Like the project server's stream (``events_trio/stream.py``), over the
+Like the project server's stream (``server/stream.py``), over the
 durable log: ``id:`` is the gateway's stamp (the log offset), ``data:`` is
 the entry exactly as the gateway's ``GET /api/events`` serves it (with
 ``project`` and ``project_timestamp_ms``). Notices (unreachable, recovered,
@@ -15,19 +15,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Final
 
-import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from ..sse import (
-    LAST_EVENT_ID,
-    comment_frame,
-    event_frame,
-    id_frame,
-    resume_cursor,
-    retry_frame,
-)
-from ..stream import STREAM_PATH, StreamStats, stream_response
+from ..hosting.webapp import stream_response
+from ..wire.defaults import STREAM_PATH
+from ..wire.sse import LAST_EVENT_ID, StreamStats, event_frame, id_frame, resume_cursor, sse_stream
 from .store import EventLog, Page
 from .tracker import MAX_STAMP_MS
 
@@ -50,29 +43,33 @@ def page_frames(page: Page, cursor: int) -> tuple[bytes, int]:
     return b"".join(frames), max(cursor, page.covered_seq)
 
 
-async def log_frames(
+class LogFrames:
+    """The merged log as a :class:`~events_trio.wire.sse.FrameSource`."""
+
+    def __init__(self, log_store: EventLog) -> None:
+        self.log_store = log_store
+
+    @property
+    def released(self) -> bool:
+        """Whether the gateway released its waiters (shutdown began)."""
+        return self.log_store.watch.released
+
+    async def frames_after(self, cursor: int) -> tuple[bytes, int, bool]:
+        """One page after ``cursor``; more are ready when the page is full."""
+        page = await self.log_store.read(cursor, STREAM_PAGE_ENTRIES, notices=True)
+        frames, cursor = page_frames(page, cursor)
+        return frames, cursor, len(page.entries) == STREAM_PAGE_ENTRIES
+
+    async def wait_newer(self, cursor: int, timeout_s: float) -> bool:
+        """Park until the log grows past ``cursor``."""
+        return await self.log_store.watch.wait_newer(cursor, timeout_s)
+
+
+def log_frames(
     log_store: EventLog, cursor: int, keepalive_s: float, stats: StreamStats
 ) -> AsyncIterator[bytes]:
     """The body of one stream: frames until the gateway releases its waiters."""
-    watch = log_store.watch
-    stats.open += 1
-    try:
-        yield retry_frame()
-        while True:
-            page = await log_store.read(cursor, STREAM_PAGE_ENTRIES, notices=True)
-            frames, cursor = page_frames(page, cursor)
-            if frames:
-                yield frames
-            if len(page.entries) == STREAM_PAGE_ENTRIES:
-                continue  # more to catch up on
-            if watch.released:
-                return
-            with trio.move_on_after(keepalive_s):
-                await watch.wait_newer(cursor)
-            if not watch.has_newer(cursor) and not watch.released:
-                yield comment_frame()
-    finally:
-        stats.open -= 1
+    return sse_stream(LogFrames(log_store), cursor, keepalive_s, stats)
 
 
 def register_log_stream(

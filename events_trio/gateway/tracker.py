@@ -27,8 +27,8 @@ from typing import Final
 
 import msgspec
 
-from ..events import STORED_TYPES, StoredEvent, decode_stored
-from ..query import H_INSTANCE, H_LATEST, H_MISSED, H_WAIT, parse_u64
+from ..core.events import STORED_TYPES, StoredEvent, decode_stored
+from ..wire.query import H_INSTANCE, H_LATEST, H_MISSED, H_WAIT, parse_u64
 from .errors import BadResponse
 from .records import Incoming, Notice
 

@@ -1,44 +1,43 @@
 """Wake tasks when the merged log grows (the long-poll layer of the gateway).
 
 Sinks and ``GET /api/events`` long-polls park here until the log holds an
-entry past their offset; shutdown releases every waiter at once.
+entry past their offset; shutdown releases every waiter at once. The
+waiting itself is the project server's (:class:`~events_trio.core.waiting.Wakeup`).
 """
 
 from __future__ import annotations
 
-import trio
+from math import inf
+
+from ..core.waiting import Wakeup
 
 
-class LogWatch:
+class LogWatch(Wakeup):
     """Tracks the newest log offsets and parks tasks until they move."""
 
     def __init__(self, latest_seq: int = 0, latest_event_seq: int = 0) -> None:
+        super().__init__()
         self.latest_seq = latest_seq
         self.latest_event_seq = latest_event_seq
-        self._lot = trio.lowlevel.ParkingLot()
-        self._released = False
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release_all` was called (the gateway is stopping)."""
-        return self._released
 
     def advance(self, latest_seq: int, latest_event_seq: int) -> None:
         """Record new offsets after an append and wake every waiter."""
         self.latest_seq = max(self.latest_seq, latest_seq)
         self.latest_event_seq = max(self.latest_event_seq, latest_event_seq)
-        self._lot.unpark_all()
+        self.wake()
 
     def has_newer(self, after: int, *, events_only: bool = False) -> bool:
         """Whether an entry past ``after`` exists (only events when ``events_only``)."""
         return (self.latest_event_seq if events_only else self.latest_seq) > after
 
-    async def wait_newer(self, after: int, *, events_only: bool = False) -> None:
-        """Wait until an entry past ``after`` exists, or :meth:`release_all`."""
-        while not self.has_newer(after, events_only=events_only) and not self._released:
-            await self._lot.park()
+    async def wait_newer(
+        self, after: int, timeout_s: float = inf, *, events_only: bool = False
+    ) -> bool:
+        """Wait until an entry past ``after`` exists, :meth:`release_all` or ``timeout_s``.
 
-    def release_all(self) -> None:
-        """Wake every waiter now and make later waits return at once."""
-        self._released = True
-        self._lot.unpark_all()
+        Returns:
+            ``True`` if an entry past ``after`` exists when it returns.
+        """
+        return await self.wait_for(
+            lambda: self.has_newer(after, events_only=events_only), timeout_s
+        )

@@ -1,9 +1,11 @@
 """Fakes and helpers for the gateway tests.
 
 * :class:`FakeProject` — an in-process project server behind
-  ``httpx.MockTransport`` (the true outside edge of the poller): long-polls
-  like ours, or behaves like the Rust original (``rust=True``: ignores
-  ``wait``, sends no ``X-Events-*`` headers).
+  ``httpx.MockTransport`` (the true outside edge of the poller): parses the
+  query and builds its headers with the real server's wire module
+  (``events_trio/wire/query.py``) and long-polls like ours, or behaves like
+  the Rust original (``rust=True``: ignores ``wait``, sends no
+  ``X-Events-*`` headers).
 * :class:`InlineLog` — the SQLite log on ``:memory:`` run inline (no worker
   thread), so MockClock's autojump never races a thread.
 """
@@ -20,13 +22,15 @@ from typing import Any, TypeVar
 import httpx
 import trio
 
-from events_trio.events import StoredEvent, StoredMergeFailure, encode
+from events_trio.core.events import StoredEvent, StoredMergeFailure, encode
 from events_trio.gateway.config import ProjectConfig
 from events_trio.gateway.poller import Poller, PollerSettings
 from events_trio.gateway.records import LogEntry, Notice
 from events_trio.gateway.store import SqliteCore, SqliteLog
 from events_trio.gateway.tracker import Position
-from events_trio.query import H_INSTANCE, H_LATEST, H_MISSED, H_WAIT
+from events_trio.wire.fastpath import query_args
+from events_trio.wire.query import events_headers, parse_events_query
+from events_trio.wire.responses import JSON
 
 T = TypeVar("T")
 BASE_MS = 1_764_201_600_000
@@ -80,7 +84,8 @@ class FakeProject:
         instance: ``X-Events-Instance`` (changes on :meth:`restart`).
         rust: Behave like the Rust original.
         fail_with: When set, answer every request this way (status or exception).
-        missed: Value of ``X-Events-Missed`` (long-poll mode).
+        missed: Value of ``X-Events-Missed`` (long-poll mode; sent only when
+            not 0, as the real server does).
         requests: Trio time and ``since`` of every request.
     """
 
@@ -112,8 +117,8 @@ class FakeProject:
         return httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        since = int(request.url.params.get("since", "0"))
-        wait = float(request.url.params.get("wait", "0"))
+        query = parse_events_query(query_args(request.url.query))
+        since, wait = query.since, query.wait
         self.requests.append((trio.current_time(), since))
         if self.hang:
             await trio.sleep_forever()
@@ -133,11 +138,11 @@ class FakeProject:
         items = [encode(e) for e in self._newer(since)] + self.extra_raw
         self.extra_raw = []  # one-shot, like a misbehaving answer
         body = b"[" + b",".join(items) + b"]"
-        headers: dict[str, str] = {"Content-Type": "application/json"}
+        headers: dict[str, str] = {"Content-Type": JSON}
         if not self.rust:
             latest = max([0, *(e.timestamp_ms for e in self.events)])
-            headers |= {H_INSTANCE: self.instance, H_LATEST: str(latest), H_WAIT: "30"}
-            headers[H_MISSED] = str(self.missed)
+            oldest = self.events[0].timestamp_ms if self.events else None
+            headers |= dict(events_headers(self.instance, latest, self.missed, oldest))
             self.missed = 0  # reported once, as a real server does for one cursor
         return httpx.Response(200, content=body, headers=headers)
 

@@ -10,7 +10,7 @@ from events_trio.gateway.app import create_gateway_app
 from events_trio.gateway.records import Incoming, Notice
 from events_trio.gateway.status import ProjectStatus
 from events_trio.gateway.tracker import Position
-from events_trio.query import H_INSTANCE, H_LATEST, H_WAIT
+from events_trio.wire.query import H_INSTANCE, H_LATEST, H_WAIT
 
 from .helpers import BASE_MS, InlineLog, failure
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from events_trio.errors import ConfigError
+from events_trio.core.errors import ConfigError
 from events_trio.gateway.config import (
     GatewayConfig,
     ProjectConfig,

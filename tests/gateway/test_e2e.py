@@ -17,8 +17,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, StoredMergeFailure, encode
+from events_trio.core.events import MergeFailure, StoredMergeFailure, encode
 from events_trio.gateway import (
     GatewayConfig,
     PollSettings,
@@ -27,7 +26,8 @@ from events_trio.gateway import (
     run_gateway,
 )
 from events_trio.gateway.sinks import JsonlSink
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 
 from .helpers import until
 

@@ -21,14 +21,14 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.config import ServerConfig
-from events_trio.events import MergeFailure, encode
+from events_trio.core.events import MergeFailure, encode
 from events_trio.gateway.config import ProjectConfig
 from events_trio.gateway.poller import MAX_BODY_BYTES, Poller
 from events_trio.gateway.records import Notice
 from events_trio.gateway.tracker import Position
-from events_trio.query import H_INSTANCE, H_WAIT
-from events_trio.server import RunningServer, run_server
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
+from events_trio.wire.query import H_INSTANCE, H_WAIT
 from tests.support import FakeClockMs
 
 from .helpers import BASE_MS, FakeProject, InlineLog, failure, make_poller, settings, until

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from events_trio.events import MergeFailure
+from events_trio.core.events import MergeFailure
 from events_trio.gateway import GatewayConfig, RunningGateway, run_gateway
 from events_trio.gateway.errors import SinkError
 from events_trio.gateway.records import LogEntry

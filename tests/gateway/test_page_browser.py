@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from events_trio.events import MergeFailure, WorkItem
+from events_trio.core.events import MergeFailure, WorkItem
 from tests.live import LiveStack
 
 CHROMIUM = "/usr/bin/chromium"

@@ -6,7 +6,7 @@ import httpx
 import trio
 import trio.testing
 
-from events_trio.events import encode
+from events_trio.core.events import encode
 from events_trio.gateway.tracker import Position
 
 from .helpers import BASE_MS, FakeProject, InlineLog, failure, make_poller

@@ -17,8 +17,8 @@ import httpx
 import msgspec
 import trio
 
-from events_trio.config import DEFAULT_DRAIN_S, DEFAULT_GRACEFUL_TIMEOUT_S
 from events_trio.gateway.config import DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S
+from events_trio.server.config import DEFAULT_DRAIN_S, DEFAULT_GRACEFUL_TIMEOUT_S
 from tests.support import EVENTS_TRIO, CliProcess, until
 
 TOKEN: Final = "t0ken-for-sigterm"

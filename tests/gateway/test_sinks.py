@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from events_trio.events import StageTransition, StoredStoryBlocked
+from events_trio.core.events import StageTransition, StoredStoryBlocked
 from events_trio.gateway.errors import SinkError
 from events_trio.gateway.records import Incoming, LogEntry, Notice, encode_entry
 from events_trio.gateway.sinks import ConsoleSink, JsonlSink, SinkRunner, SinkSettings

@@ -9,7 +9,7 @@ import httpx
 import msgspec
 import trio
 
-from events_trio.events import MergeFailure
+from events_trio.core.events import MergeFailure
 from tests.sse import HTTPCORE_EARLY_CLOSE, Frame, next_events, open_stream
 from tests.support import free_port
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from events_trio.events import encode
+from events_trio.core.events import encode
 from events_trio.gateway.backoff import Backoff
 from events_trio.gateway.errors import BadResponse
 from events_trio.gateway.records import Notice
 from events_trio.gateway.tracker import PollResponse, Position, interpret
-from events_trio.query import H_LATEST
+from events_trio.wire.query import H_LATEST
 
 from .helpers import BASE_MS, failure
 

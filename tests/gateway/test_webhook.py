@@ -16,7 +16,7 @@ from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from events_trio.events import StageTransition
+from events_trio.core.events import StageTransition
 from events_trio.gateway.records import Incoming
 from events_trio.gateway.sinks import SinkRunner, SinkSettings, WebhookSink
 from events_trio.gateway.store import SqliteLog, open_sqlite_log

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from ...events import StageTransition, StoredMergeFailure, StoredStoryBlocked
+from ...core.events import StageTransition, StoredMergeFailure, StoredStoryBlocked
 from ..records import LogEntry, LogPayload, Notice
 
 _STAGE_KEY: Final = re.compile(r"[0-9]+_(.+)")

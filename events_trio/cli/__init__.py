@@ -1,0 +1,3 @@
+"""The ``events-trio`` command line, one module per subcommand."""
+
+from .main import main as main

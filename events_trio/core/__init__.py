@@ -1,0 +1,1 @@
+"""The dependency-free core: wire types, the broadcast channel, the buffer, waiting."""

@@ -1,0 +1,1 @@
+"""The project server: hub, subscriber, HTTP app, ``run_server``."""

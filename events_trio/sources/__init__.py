@@ -1,0 +1,1 @@
+"""Where events come from: the pipeline watcher, ingest decoding, the emit client."""

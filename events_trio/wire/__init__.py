@@ -1,0 +1,1 @@
+"""The HTTP contract both processes speak, without a web framework."""
