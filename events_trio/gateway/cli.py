@@ -42,7 +42,7 @@ def add_gateway_command(commands: Any) -> None:
         help="poll project servers and deliver their events to chat",
         description=(
             "Poll every registered project server's /api/events, merge the events into one "
-            "durable stream, deliver it to sinks (console, JSON lines, webhook) and serve it "
+            "durable stream, deliver it to sinks (console, JSON lines, webhook, Apprise) and serve it "
             "at GET /api/events. Stops cleanly on Ctrl-C or SIGTERM."
         ),
     )
@@ -76,7 +76,7 @@ def add_gateway_command(commands: Any) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="console | jsonl:PATH | webhook:URL (repeatable; default: console)",
+        help="console | jsonl:PATH | webhook:URL | apprise:URL (repeatable; default: console)",
     )
     gateway.add_argument(
         "--log-level",

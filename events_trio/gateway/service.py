@@ -130,7 +130,11 @@ async def run_gateway(
         stack.push_async_callback(_close_log, log_store)
         if client is None:
             client = await stack.enter_async_context(make_client(len(config.projects)))
-        chosen = list(sinks) if sinks is not None else [build_sink(s, client) for s in config.sinks]
+        chosen = (
+            list(sinks)
+            if sinks is not None
+            else [build_sink(s, client, public_url=config.public_url) for s in config.sinks]
+        )
         positions = await log_store.positions()
         pollers = [
             Poller(

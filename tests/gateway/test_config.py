@@ -120,7 +120,7 @@ def test_sink_flag_kinds(text: str, spec: SinkSpec) -> None:
 
 
 def test_unknown_sink_kind_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"^--sink 'slack:x': expected console"):
+    with pytest.raises(ConfigError, match=r"^--sink 'slack': expected console"):
         parse_sink_flag("slack:x")
 
 
