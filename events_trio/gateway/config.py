@@ -22,6 +22,8 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     url = "https://chat.example/hooks/..."
     group_window_s = 2.0
     min_interval_s = 1.0
+    projects = ["billing", "search-*"]           # optional: globs on project names
+    types = ["merge_failure", "story_blocked"]   # optional: see routing.ENTRY_TYPES
 
 Errors name the file, the line and the field: ``gateway.toml:9: project
 'billing': url must start with http:// or https://``.
@@ -41,6 +43,7 @@ from ..buffer import ClockMs, wall_clock_ms
 from ..config import LOG_LEVELS
 from ..errors import ConfigError
 from ..sse import DEFAULT_KEEPALIVE_S
+from .routing import EVERYTHING, Route, parse_route
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")
@@ -105,12 +108,14 @@ class SinkSpec:
             shown in ``repr``); empty for console.
         group_window_s: Burst grouping window (webhook, apprise).
         min_interval_s: Minimum spacing of deliveries (rate limit).
+        route: Which projects and entry types reach the sink (all by default).
     """
 
     kind: SinkKind
     target: str = field(default="", repr=False)
     group_window_s: float = DEFAULT_GROUP_WINDOW_S
     min_interval_s: float = DEFAULT_WEBHOOK_MIN_INTERVAL_S
+    route: Route = EVERYTHING
 
     def __post_init__(self) -> None:
         if self.kind != "console" and not self.target:
@@ -300,6 +305,9 @@ _SINK_KEYS: Final = {
     "url": str,
     "group_window_s": (int, float),
     "min_interval_s": (int, float),
+    # Checked by routing.parse_route, with messages that show the expected form.
+    "projects": object,
+    "types": object,
 }
 
 
@@ -401,11 +409,17 @@ def _sink(table: dict[str, Any], index: int, locate: _Locator) -> SinkSpec:
         )
     target = table.get("path" if kind == "jsonl" else "url", "")
     try:
+        route = parse_route(table)
+    except ConfigError as error:
+        key = str(error).split(" ", 1)[0].removeprefix("sink.").rstrip(":")
+        raise locate.error("sink", index, key, str(error)) from None
+    try:
         return SinkSpec(
             kind,
             target,
             float(table.get("group_window_s", DEFAULT_GROUP_WINDOW_S)),
             float(table.get("min_interval_s", DEFAULT_WEBHOOK_MIN_INTERVAL_S)),
+            route,
         )
     except ConfigError as error:
         where = None if "group_window_s" in str(error) else "path" if kind == "jsonl" else "url"

@@ -38,6 +38,7 @@ from .app import create_gateway_app
 from .config import GatewayConfig
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
 from .poller import Poller, PollerSettings
+from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
 from .store import EventLog, open_sqlite_log
 from .transport import PerOriginTransport
@@ -147,7 +148,13 @@ async def run_gateway(
             )
             for p in config.projects
         ]
-        runners = [SinkRunner(sink, log_store, rand=rand) for sink in chosen]
+        routes = (
+            [spec.route for spec in config.sinks] if sinks is None else [EVERYTHING] * len(chosen)
+        )
+        runners = [
+            SinkRunner(sink, log_store, rand=rand, route=route)
+            for sink, route in zip(chosen, routes, strict=True)
+        ]
         running = RunningGateway(config.host, config.port, log_store, pollers, runners)
         await _supervise(config, running, shutdown_trigger, task_status)
     log.info("gateway stopped")
