@@ -12,6 +12,8 @@ Routes:
 * ``GET /api/projects`` — each project's name, url, state, cursor,
   last_event_ms, last_error (never its token).
 * ``GET /healthz`` — liveness.
+* ``POST /api/session``, ``DELETE /api/session`` — sign a browser in and
+  out (``signin.py``).
 * ``GET /api/events/stream`` — the merged log as Server-Sent Events
   (``stream.py``); ``GET /`` — the live page (``page.py``).
 
@@ -29,12 +31,13 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 # The project server's error handlers: one JSON error shape for both processes.
-from ..app import JSON, register_json_errors, require_read_token
+from ..app import JSON, register_json_errors
 from ..longpoll import MAX_WAIT_S
 from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
 from ..sse import DEFAULT_KEEPALIVE_S
 from ..stream import StreamStats
 from .page import register_page
+from .signin import register_signin
 from .status import ProjectStatus
 from .store import EventLog
 from .stream import register_log_stream
@@ -59,7 +62,8 @@ def create_gateway_app(
         log_store: The merged log the routes serve.
         statuses: Live status of every project, in registry order.
         read_token: When set, ``GET``/``HEAD`` under ``/api/`` need
-            ``Authorization: Bearer <read_token>`` (401 otherwise);
+            ``Authorization: Bearer <read_token>`` or a session cookie from
+            ``POST /api/session`` (401 otherwise, ``signin.py``);
             ``/healthz`` stays open.
         keepalive_s: Keep-alive comment interval of ``GET /api/events/stream``.
         stream_stats: Where open streams are counted (for metrics).
@@ -71,7 +75,7 @@ def create_gateway_app(
     app = QuartTrio("events_trio.gateway", static_folder=None)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     register_json_errors(app)
-    require_read_token(app, read_token)
+    register_signin(app, read_token)
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)
     watch = log_store.watch

@@ -311,8 +311,8 @@ async def test_sigterm_to_a_gateway_whose_apprise_endpoint_hangs_exits_within_th
 
 def test_the_documented_slack_discord_and_matrix_examples_load(tmp_path: Path) -> None:
     docs = (Path(__file__).parents[2] / "docs" / "gateway.md").read_text()
-    blocks = [b for b in docs.split("```toml")[1:] if 'kind = "apprise"' in b.split("```")[0]]
-    example = textwrap.dedent(blocks[-1].split("```")[0])
+    blocks = [b.split("```")[0] for b in docs.split("```toml")[1:]]
+    example = textwrap.dedent(next(b for b in blocks if "discord://" in b))
     path = tmp_path / "gateway.toml"
     path.write_text(example)
     schemes = [spec.target.split("://")[0] for spec in load_config(path).sinks]

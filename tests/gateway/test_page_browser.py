@@ -105,3 +105,48 @@ def test_page_survives_gateway_restart_without_duplicates(page: Page, stack: Liv
     expect(page.locator("#connection")).to_have_text("live")
     expect(page.locator("#feed li", has_text="1_story_before")).to_have_count(1)
     expect(page.locator("#feed li", has_text="2_story_after")).to_have_count(1)
+
+
+READ_TOKEN = "page-read-t0ken"
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[LiveStack]:
+    with LiveStack(tmp_path / "state", gateway_changes={"read_token": READ_TOKEN}) as live:
+        yield live
+
+
+def test_secured_page_signs_in_with_the_token_and_goes_live(
+    browser: Browser, secured: LiveStack
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(secured.gateway_url + "/")
+    token = page.locator("#signin input[type=password]")
+    expect(token).to_be_visible(timeout=SLOW_MS)
+    expect(page.locator("#content")).to_be_hidden()
+    token.fill("not-the-token")
+    page.click("#signin button[type=submit]")
+    expect(page.locator("#signin-error")).to_have_text("Wrong token.", timeout=SLOW_MS)
+    token.fill(READ_TOKEN)
+    page.click("#signin button[type=submit]")
+    expect(page.locator("#connection")).to_have_text("live", timeout=SLOW_MS)
+    expect(page.locator("#projects tr[data-project='a'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    secured.publish("a", MergeFailure("42_story_after_sign_in", "conflict"))
+    expect(page.locator("#feed li", has_text="42_story_after_sign_in")).to_be_visible(
+        timeout=SLOW_MS
+    )
+    assert READ_TOKEN not in page.url
+    stored = page.evaluate("JSON.stringify([localStorage, sessionStorage, document.cookie])")
+    assert READ_TOKEN not in stored
+    assert page.locator("#signin-token").input_value() == ""
+    cookies = context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
+        ("events_trio_session", True, "Strict")
+    ]
+    page.click("#signout")
+    expect(token).to_be_visible(timeout=SLOW_MS)
+    assert context.cookies() == []
+    context.close()

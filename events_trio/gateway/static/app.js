@@ -1,6 +1,9 @@
 // events-trio gateway page: the merged feed from GET /api/events/stream
 // (EventSource reconnects with Last-Event-ID by itself) and the project
 // table from GET /api/projects. No dependencies, no build step.
+// With a read token the API answers 401: the page shows its sign-in form,
+// POSTs the token to /api/session (the gateway sets an HttpOnly cookie that
+// EventSource and fetch then send) and never keeps the token itself.
 "use strict";
 
 (function () {
@@ -17,6 +20,14 @@
   const projectFilter = document.getElementById("filter-project");
   const typeFilter = document.getElementById("filter-type");
   const connection = document.getElementById("connection");
+  const content = document.getElementById("content");
+  const signin = document.getElementById("signin");
+  const signinForm = document.getElementById("signin-form");
+  const signinToken = document.getElementById("signin-token");
+  const signinError = document.getElementById("signin-error");
+  const signout = document.getElementById("signout");
+  const RECONNECT_MS = 2000;
+  let source = null; // the open EventSource, if any
   const seen = new Set(); // ids already shown: a reconnect never duplicates
 
   // Same rule as events_trio/gateway/sinks/format.py stage_name():
@@ -132,18 +143,72 @@
     projectRows.replaceChildren(...rows);
   }
 
+  // Returns the status of GET /api/projects (0 when the gateway is unreachable).
   async function refreshProjects() {
     try {
       const response = await fetch("/api/projects", { headers: { Accept: "application/json" } });
-      if (response.ok) renderProjects(await response.json());
+      if (response.status === 401) showSignIn();
+      else if (response.ok) renderProjects(await response.json());
+      return response.status;
     } catch (error) {
-      // The gateway is restarting; the next refresh tries again.
+      return 0; // the gateway is restarting; the next refresh tries again
     }
+  }
+
+  function showSignIn() {
+    if (source) source.close();
+    source = null;
+    content.hidden = true;
+    signout.hidden = true;
+    signin.hidden = false;
+    connection.textContent = "signed out";
+    connection.className = "connection";
+    signinToken.focus();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const token = signinToken.value;
+    signinToken.value = ""; // the page keeps no copy of the token
+    let response;
+    try {
+      response = await fetch("/api/session", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ token: token }),
+      });
+    } catch (error) {
+      response = null;
+    }
+    if (response && response.ok) {
+      signinError.hidden = true;
+      signin.hidden = true;
+      signout.hidden = false;
+      start();
+    } else {
+      signinError.textContent = response && response.status === 401 ? "Wrong token." : "Sign-in failed; try again.";
+      signinError.hidden = false;
+    }
+  }
+
+  async function signOut() {
+    try {
+      await fetch("/api/session", { method: "DELETE" });
+    } finally {
+      showSignIn();
+    }
+  }
+
+  async function start() {
+    if ((await refreshProjects()) === 401) return;
+    content.hidden = false;
+    if (!source) connect();
   }
 
   function connect() {
     const since = Date.now() - HISTORY_MS;
-    const source = new EventSource("/api/events/stream?since=" + since);
+    source = new EventSource("/api/events/stream?since=" + since);
+    const mine = source;
     source.onopen = () => {
       connection.textContent = "live";
       connection.className = "connection live";
@@ -151,6 +216,12 @@
     source.onerror = () => {
       connection.textContent = "reconnecting…";
       connection.className = "connection lost";
+      // A refused stream (401 after a sign-out elsewhere, a 5xx) is not
+      // retried by EventSource itself: find out why, then try again.
+      if (mine.readyState === EventSource.CLOSED && source === mine) {
+        source = null;
+        setTimeout(start, RECONNECT_MS);
+      }
     };
     source.onmessage = (message) => addEntry(message.lastEventId, JSON.parse(message.data));
     source.addEventListener("notice", (message) => {
@@ -167,10 +238,13 @@
 
   projectFilter.addEventListener("change", applyFilters);
   typeFilter.addEventListener("change", applyFilters);
-  setInterval(refreshProjects, PROJECTS_EVERY_MS);
+  signinForm.addEventListener("submit", signIn);
+  signout.addEventListener("click", signOut);
+  setInterval(() => {
+    if (signin.hidden) refreshProjects();
+  }, PROJECTS_EVERY_MS);
   setInterval(() => {
     for (const time of feed.querySelectorAll("time")) time.textContent = relative(Number(time.dataset.ms));
   }, TIMES_EVERY_MS);
-  refreshProjects();
-  connect();
+  start();
 })();
