@@ -14,6 +14,8 @@ Routes:
 * ``GET /healthz`` — liveness.
 * ``POST /api/session``, ``DELETE /api/session`` — sign a browser in and
   out (``signin.py``).
+* ``POST /api/projects``, ``DELETE /api/projects/NAME`` — projects at run
+  time, with the admin token (``admin.py``).
 * ``GET /api/events/stream`` — the merged log as Server-Sent Events
   (``stream.py``); ``GET /`` — the live page (``page.py``).
 
@@ -36,7 +38,9 @@ from ..longpoll import MAX_WAIT_S
 from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
 from ..sse import DEFAULT_KEEPALIVE_S
 from ..stream import StreamStats
+from .admin import register_admin
 from .page import register_page
+from .registry import ProjectRegistry
 from .signin import register_signin
 from .status import ProjectStatus
 from .store import EventLog
@@ -55,6 +59,8 @@ def create_gateway_app(
     read_token: str | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     stream_stats: StreamStats | None = None,
+    registry: ProjectRegistry | None = None,
+    admin_token: str | None = None,
 ) -> QuartTrio:
     """Build the gateway app.
 
@@ -67,6 +73,8 @@ def create_gateway_app(
             ``/healthz`` stays open.
         keepalive_s: Keep-alive comment interval of ``GET /api/events/stream``.
         stream_stats: Where open streams are counted (for metrics).
+        registry: The running projects, for the admin routes (``admin.py``).
+        admin_token: Enables the admin routes (404 without it).
 
     Returns:
         The ASGI app.
@@ -78,6 +86,7 @@ def create_gateway_app(
     register_signin(app, read_token)
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)
+    register_admin(app, registry, admin_token)
     watch = log_store.watch
 
     @app.get("/api/events")

@@ -3,6 +3,8 @@
 Flags override the ``[gateway]`` table of ``--config``; ``--project`` adds
 to the file's projects and ``--sink`` replaces its sinks. SIGINT/SIGTERM
 shut down cleanly (exit 0); a bad configuration prints one line and exits 1.
+SIGHUP reads the file again and applies its projects and sinks
+(``reload.py``); a bad file is logged and the running configuration kept.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -30,9 +33,13 @@ from .config import (
     parse_project_flag,
     parse_sink_flag,
 )
-from .service import run_gateway
+from .reload import reload_config
+from .service import RunningGateway, run_gateway
 
 log = logging.getLogger("events_trio.gateway.cli")
+
+#: Where ``--admin-token`` takes its default from.
+ADMIN_TOKEN_ENV: Final = "EVENTS_TRIO_GATEWAY_ADMIN_TOKEN"
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -85,6 +92,12 @@ def add_gateway_command(commands: Any) -> None:
         help="log verbosity (default: %(default)s)",
     )
     add_access_arguments(gateway, env="EVENTS_TRIO_GATEWAY_READ_TOKEN")
+    gateway.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_ENV) or None,
+        help=f"enable POST/DELETE /api/projects for 'Authorization: Bearer TOKEN' "
+        f"(default: ${ADMIN_TOKEN_ENV}; prefer the variable, flags show in ps)",
+    )
     add_log_format_argument(gateway)
     gateway.set_defaults(handler=run_gateway_command)
 
@@ -97,7 +110,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
     """
     config = load_config(args.config) if args.config is not None else GatewayConfig()
     changes: dict[str, Any] = {"log_level": args.log_level}
-    for name in ("host", "port", "state_dir", "replay", "read_token"):
+    for name in ("host", "port", "state_dir", "replay", "read_token", "admin_token"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -124,17 +137,19 @@ def run_gateway_command(args: argparse.Namespace) -> int:
         # httpx logs every request at INFO: one line per poll would drown the log.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        trio.run(_main, config)
+        trio.run(_main, config, partial(gateway_config, args))
     except BaseExceptionGroup as group:
         raise _single_error(group) from None
     return 0
 
 
-async def _main(config: GatewayConfig) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def _main(config: GatewayConfig, load: Callable[[], GatewayConfig]) -> None:
+    signals_wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    with trio.open_signal_receiver(*signals_wanted) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(run_gateway, config, shutdown_trigger=lambda: _first_signal(signals))
+            stop = trio.Event()
+            running: RunningGateway = await nursery.start(
+                partial(run_gateway, config, shutdown_trigger=stop.wait)
             )
             # What start-up built (modules, configuration, a poller per project:
             # ~130k objects at 1,000 projects) lives as long as the process, yet
@@ -142,12 +157,22 @@ async def _main(config: GatewayConfig) -> None:
             # held back every project's events (benchmarks/bench_scale.py).
             # Frozen, it is skipped; refcounting still frees what is dropped.
             gc.freeze()
+            await _handle_signals(signals, running, config, load)
+            stop.set()
 
 
-async def _first_signal(signals: AsyncIterator[int]) -> None:
+async def _handle_signals(
+    signals: AsyncIterator[int],
+    running: RunningGateway,
+    config: GatewayConfig,
+    load: Callable[[], GatewayConfig],
+) -> None:
+    """SIGHUP reloads the configuration; returns at the first SIGINT or SIGTERM."""
     async for signum in signals:
         log.info("received %s", signal.Signals(signum).name)
-        return
+        if signum != signal.SIGHUP:
+            return
+        await reload_config(load, config, running.registry, running.sinkset)
 
 
 def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

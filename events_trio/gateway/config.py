@@ -10,6 +10,7 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     retention_events = 100000
     retention_days = 7
     public_url = "https://events.example.com/"   # chat messages link here
+    admin_token = "..."      # enables POST/DELETE /api/projects
 
     [[project]]
     name = "billing"
@@ -167,6 +168,9 @@ class GatewayConfig:
             non-loopback interface (refused otherwise).
         public_url: Where people reach the gateway's page (chat messages
             link to it), e.g. ``https://events.example.com/``.
+        admin_token: Enables ``POST /api/projects`` and ``DELETE
+            /api/projects/NAME`` for ``Authorization: Bearer <admin_token>``
+            (off without it; never shown in ``repr``).
     """
 
     projects: tuple[ProjectConfig, ...] = ()
@@ -185,6 +189,7 @@ class GatewayConfig:
     read_token: str | None = field(default=None, repr=False)
     allow_unauthenticated: bool = False
     public_url: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -297,6 +302,7 @@ _GATEWAY_KEYS: Final[dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "read_token": ("read_token", str),
     "allow_unauthenticated": ("allow_unauthenticated", bool),
     "public_url": ("public_url", str),
+    "admin_token": ("admin_token", str),
 }
 _PROJECT_KEYS: Final = {"name": str, "url": str, "token": str, "poll_interval_s": (int, float)}
 _SINK_KEYS: Final = {

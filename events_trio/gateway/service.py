@@ -35,11 +35,13 @@ from ..hypercorn_fix import install as install_hypercorn_fix
 from ..metrics import instrument
 from ..server import hypercorn_config
 from .app import create_gateway_app
-from .config import GatewayConfig
+from .config import GatewayConfig, SinkSpec
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
 from .poller import Poller, PollerSettings
+from .registry import ProjectRegistry
 from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
+from .sinkset import SinkSet
 from .store import EventLog, open_sqlite_log
 from .transport import PerOriginTransport
 
@@ -48,6 +50,8 @@ log = logging.getLogger("events_trio.gateway")
 
 #: How often retention runs.
 RETENTION_INTERVAL_S: Final = 60.0
+#: Connections for projects added at run time (opened only when used).
+RUNTIME_PROJECTS_HEADROOM: Final = 1000
 #: Keep-alive connections are dropped before servers do (Hypercorn: 75 s).
 CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
 
@@ -62,11 +66,15 @@ class RunningGateway(Listening):
         log_store: The merged log.
         pollers: One per project, in registry order.
         runners: One per sink.
+        registry: The running projects (added and removed at run time).
+        sinkset: The running sinks (a reload adds and removes them).
     """
 
     log_store: EventLog
     pollers: list[Poller]
     runners: list[SinkRunner]
+    registry: ProjectRegistry
+    sinkset: SinkSet
 
 
 def make_client(project_count: int) -> httpx.AsyncClient:
@@ -130,7 +138,9 @@ async def run_gateway(
         log_store = await _open_log(config)
         stack.push_async_callback(_close_log, log_store)
         if client is None:
-            client = await stack.enter_async_context(make_client(len(config.projects)))
+            client = await stack.enter_async_context(
+                make_client(len(config.projects) + RUNTIME_PROJECTS_HEADROOM)
+            )
         chosen = (
             list(sinks)
             if sinks is not None
@@ -148,14 +158,19 @@ async def run_gateway(
             )
             for p in config.projects
         ]
-        routes = (
-            [spec.route for spec in config.sinks] if sinks is None else [EVERYTHING] * len(chosen)
-        )
+        specs: list[SinkSpec | None] = list(config.sinks) if sinks is None else [None] * len(chosen)
         runners = [
-            SinkRunner(sink, log_store, rand=rand, route=route)
-            for sink, route in zip(chosen, routes, strict=True)
+            SinkRunner(sink, log_store, rand=rand, route=spec.route if spec else EVERYTHING)
+            for sink, spec in zip(chosen, specs, strict=True)
         ]
-        running = RunningGateway(config.host, config.port, log_store, pollers, runners)
+        sinkset = SinkSet(
+            log_store, client, runners, specs, public_url=config.public_url, rand=rand
+        )
+        statuses = [poller.status for poller in pollers]
+        registry = ProjectRegistry(config, client, log_store, pollers, statuses, rand=rand)
+        running = RunningGateway(
+            config.host, config.port, log_store, pollers, runners, registry, sinkset
+        )
         await _supervise(config, running, shutdown_trigger, task_status)
     log.info("gateway stopped")
 
@@ -181,7 +196,7 @@ async def _supervise(
     task_status: trio.TaskStatus[RunningGateway],
 ) -> None:
     background = trio.CancelScope()
-    statuses = [p.status for p in running.pollers]
+    statuses = running.registry.statuses
     metrics = GatewayMetrics(running.log_store, running.pollers, running.runners)
     gateway_app = create_gateway_app(
         running.log_store,
@@ -189,6 +204,8 @@ async def _supervise(
         read_token=config.read_token,
         keepalive_s=config.sse_keepalive_s,
         stream_stats=metrics.streams,
+        registry=running.registry,
+        admin_token=config.admin_token,
     )
     app = instrument(guard(gateway_app), metrics.registry, GATEWAY_ROUTES, metrics.refresh)
     install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
@@ -212,8 +229,7 @@ async def _supervise(
                 running.log_store.watch.release_all()
                 nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout_s
 
-        for runner in running.runners:
-            await nursery.start(runner.run)
+        await running.sinkset.start(nursery)
         nursery.start_soon(_background, running, config, background)
         try:
             binds = await nursery.start(serve_then_stop)
@@ -234,8 +250,7 @@ async def _background(
 ) -> None:
     with scope:
         async with trio.open_nursery() as nursery:
-            for poller in running.pollers:
-                nursery.start_soon(poller.run)
+            nursery.start_soon(running.registry.run)
             nursery.start_soon(_retention, running.log_store, config)
 
 
