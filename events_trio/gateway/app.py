@@ -16,6 +16,8 @@ Routes:
   out (``signin.py``).
 * ``POST /api/projects``, ``DELETE /api/projects/NAME`` — projects at run
   time, with the admin token (``admin.py``).
+* ``GET /api/stories`` (``attention=1``: what is stuck), ``GET
+  /api/stories/PROJECT/STORY``, ``GET /api/summary`` (``stories_api.py``).
 * ``GET /api/events/stream`` — the merged log as Server-Sent Events
   (``stream.py``); ``GET /`` — the live page (``page.py``).
 
@@ -34,6 +36,7 @@ from quart_trio import QuartTrio
 
 # The project server's error handlers: one JSON error shape for both processes.
 from ..app import JSON, register_json_errors
+from ..buffer import ClockMs, wall_clock_ms
 from ..longpoll import MAX_WAIT_S
 from ..query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, parse_events_query
 from ..sse import DEFAULT_KEEPALIVE_S
@@ -44,6 +47,8 @@ from .registry import ProjectRegistry
 from .signin import register_signin
 from .status import ProjectStatus
 from .store import EventLog
+from .stories import StoryBoard
+from .stories_api import register_stories
 from .stream import register_log_stream
 from .tracker import MAX_STAMP_MS
 
@@ -61,6 +66,8 @@ def create_gateway_app(
     stream_stats: StreamStats | None = None,
     registry: ProjectRegistry | None = None,
     admin_token: str | None = None,
+    board: StoryBoard | None = None,
+    clock_ms: ClockMs = wall_clock_ms,
 ) -> QuartTrio:
     """Build the gateway app.
 
@@ -75,6 +82,9 @@ def create_gateway_app(
         stream_stats: Where open streams are counted (for metrics).
         registry: The running projects, for the admin routes (``admin.py``).
         admin_token: Enables the admin routes (404 without it).
+        board: Stories and what needs attention (``stories_api.py``); an
+            empty board when omitted.
+        clock_ms: Wall clock in ms (the summary's hours).
 
     Returns:
         The ASGI app.
@@ -87,6 +97,7 @@ def create_gateway_app(
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)
     register_admin(app, registry, admin_token)
+    register_stories(app, board if board is not None else StoryBoard(), clock_ms)
     watch = log_store.watch
 
     @app.get("/api/events")

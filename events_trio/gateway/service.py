@@ -18,7 +18,7 @@ import random
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
@@ -43,6 +43,8 @@ from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
 from .sinkset import SinkSet
 from .store import EventLog, open_sqlite_log
+from .stories import StoryBoard
+from .story_feed import follow_log
 from .transport import PerOriginTransport
 
 log = logging.getLogger("events_trio.gateway")
@@ -68,6 +70,7 @@ class RunningGateway(Listening):
         runners: One per sink.
         registry: The running projects (added and removed at run time).
         sinkset: The running sinks (a reload adds and removes them).
+        board: Each story's stage and stuck state (what needs attention).
     """
 
     log_store: EventLog
@@ -75,6 +78,7 @@ class RunningGateway(Listening):
     runners: list[SinkRunner]
     registry: ProjectRegistry
     sinkset: SinkSet
+    board: StoryBoard = field(default_factory=StoryBoard)
 
 
 def make_client(project_count: int) -> httpx.AsyncClient:
@@ -206,6 +210,8 @@ async def _supervise(
         stream_stats=metrics.streams,
         registry=running.registry,
         admin_token=config.admin_token,
+        board=running.board,
+        clock_ms=config.clock_ms,
     )
     app = instrument(guard(gateway_app), metrics.registry, GATEWAY_ROUTES, metrics.refresh)
     install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
@@ -251,6 +257,7 @@ async def _background(
     with scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(running.registry.run)
+            nursery.start_soon(follow_log, running.board, running.log_store)
             nursery.start_soon(_retention, running.log_store, config)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from events_trio.events import MergeFailure, WorkItem
+from events_trio.events import MergeFailure, StoryBlocked, WorkItem
 from tests.live import LiveStack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -150,3 +150,48 @@ def test_secured_page_signs_in_with_the_token_and_goes_live(
     expect(token).to_be_visible(timeout=SLOW_MS)
     assert context.cookies() == []
     context.close()
+
+
+def test_a_blocked_story_needs_attention_until_it_moves_on(page: Page, stack: LiveStack) -> None:
+    expect(page.locator("#projects tr[data-project='a'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    expect(page.locator("#no-attention")).to_be_visible()
+    stack.publish("a", StoryBlocked("43_story_stuck", "retry limit exceeded"))
+    stuck = page.locator("#attention li[data-story='43_story_stuck']")
+    expect(stuck).to_be_visible(timeout=SLOW_MS)
+    expect(stuck.locator(".project")).to_have_text("a")
+    expect(stuck.locator(".why")).to_have_text("blocked — retry limit exceeded")
+    expect(stuck.locator("time")).to_have_text("just now")
+    assert "T" in (stuck.locator("time").get_attribute("title") or "")  # the exact time on hover
+    expect(page.locator("#projects tr[data-project='a'] .stuck")).to_have_text("1", timeout=SLOW_MS)
+    stack.publish("a", WorkItem("43_story_stuck", "3_qa", "2_current"))
+    expect(stuck).to_have_count(0, timeout=SLOW_MS)
+    expect(page.locator("#no-attention")).to_be_visible()
+    expect(page.locator("#projects tr[data-project='a'] .stages")).to_have_text(
+        "QA 1", timeout=SLOW_MS
+    )
+
+
+def test_a_story_history_opens_on_click_and_the_chart_counts_events(
+    page: Page, stack: LiveStack
+) -> None:
+    expect(page.locator("#projects tr[data-project='a'] .state")).to_have_text(
+        "up", timeout=SLOW_MS
+    )
+    stack.publish("a", WorkItem("7_story_told", "2_current", "1_backlog"))
+    stack.publish("a", MergeFailure("7_story_told", "conflict"))
+    stuck = page.locator("#attention li[data-story='7_story_told']")
+    expect(stuck).to_be_visible(timeout=SLOW_MS)
+    stuck.locator(".story-link").click()
+    panel = page.locator("#story-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#story-title")).to_have_text("a · 7_story_told")
+    expect(page.locator("#story-summary")).to_have_text("Stage: Current; merge failed — conflict")
+    expect(panel.locator("li")).to_have_count(2)
+    expect(panel.locator("li").first).to_contain_text("merge failed: 7_story_told")
+    expect(page.locator("#chart svg")).to_have_attribute(
+        "aria-label", "2 events in the last 24 hours", timeout=SLOW_MS
+    )
+    headers = page.locator("#projects thead th").all_text_contents()
+    assert "Cursor" not in headers

@@ -27,6 +27,18 @@
   const signinError = document.getElementById("signin-error");
   const signout = document.getElementById("signout");
   const RECONNECT_MS = 2000;
+  const attention = document.getElementById("attention");
+  const noAttention = document.getElementById("no-attention");
+  const chart = document.getElementById("chart");
+  const storyPanel = document.getElementById("story-panel");
+  const storyTitle = document.getElementById("story-title");
+  const storySummary = document.getElementById("story-summary");
+  const storyHistory = document.getElementById("story-history");
+  const STORIES_DELAY_MS = 150; // after an event, refresh what needs attention
+  const WHY = { blocked: "blocked", merge_failed: "merge failed" };
+  const SVG = "http://www.w3.org/2000/svg";
+  let summary = { projects: [], events_per_hour: [] };
+  let storiesTimer = null;
   let source = null; // the open EventSource, if any
   const seen = new Set(); // ids already shown: a reconnect never duplicates
 
@@ -49,6 +61,15 @@
     if (s < 3600) return Math.floor(s / 60) + " min ago";
     if (s < 86400) return Math.floor(s / 3600) + " h ago";
     return Math.floor(s / 86400) + " d ago";
+  }
+
+  // A relative time ("3 min ago") with the exact time on hover.
+  function timeEl(ms) {
+    const time = el("time", "", relative(ms));
+    time.dateTime = new Date(ms).toISOString();
+    time.dataset.ms = String(ms);
+    time.title = new Date(ms).toLocaleString() + " (" + time.dateTime + ")";
+    return time;
   }
 
   function el(tag, className, text) {
@@ -95,11 +116,8 @@
     const what = el("span", "what", text);
     if (reason) what.append(" ", el("span", "reason", "— " + reason));
     item.append(what);
-    const time = el("time", "", relative(event.timestamp_ms));
-    time.dateTime = new Date(event.timestamp_ms).toISOString();
-    time.dataset.ms = String(event.timestamp_ms);
-    time.title = time.dateTime;
-    item.append(time);
+    item.append(timeEl(event.timestamp_ms));
+    if (event.story_id && event.project) item.append(storyButton(event.project, event.story_id, "history"));
     item.hidden = !visible(item);
     feed.prepend(item);
     while (feed.children.length > FEED_LIMIT) {
@@ -108,6 +126,7 @@
     }
     emptyFeed.hidden = true;
     if (event.project) knowProject(event.project);
+    if (event.story_id) scheduleStories();
   }
 
   function addNotice(text) {
@@ -134,13 +153,139 @@
       row.firstChild.scope = "row";
       const state = cell(p.state, "state state-" + p.state);
       row.append(state);
-      row.append(cell(p.last_event_ms ? relative(p.last_event_ms) : null));
-      row.append(cell(p.cursor, "cursor"));
+      const last = el("td");
+      if (p.last_event_ms) last.append(timeEl(p.last_event_ms));
+      else last.textContent = "—";
+      row.append(last);
+      const counts = projectSummary(p.name);
+      row.append(cell(stageText(counts.stages), "stages"));
+      row.append(cell(counts.stuck, "stuck" + (counts.stuck ? " stuck-some" : "")));
       row.append(cell(p.last_error));
       knowProject(p.name);
       return row;
     });
     projectRows.replaceChildren(...rows);
+  }
+
+  function projectSummary(name) {
+    return summary.projects.find((p) => p.name === name) || { stages: {}, stuck: 0 };
+  }
+
+  function stageText(stages) {
+    const keys = Object.keys(stages).sort();
+    if (!keys.length) return "—";
+    return keys.map((key) => stageName(key) + " " + stages[key]).join(" · ");
+  }
+
+  function storyButton(project, storyId, label) {
+    const button = el("button", "story-link", label || storyId);
+    button.type = "button";
+    if (label) button.setAttribute("aria-label", "history of " + storyId);
+    button.addEventListener("click", () => openStory(project, storyId));
+    return button;
+  }
+
+  function renderAttention(stories) {
+    const items = stories.map((story) => {
+      const item = el("li");
+      item.dataset.project = story.project;
+      item.dataset.story = story.story_id;
+      item.append(el("span", "project", story.project), storyButton(story.project, story.story_id));
+      item.append(el("span", "why", WHY[story.stuck] + (story.reason ? " — " + story.reason : "")));
+      const since = el("span", "since", "since ");
+      since.append(timeEl(story.since_ms));
+      item.append(since);
+      return item;
+    });
+    attention.replaceChildren(...items);
+    noAttention.hidden = items.length > 0;
+  }
+
+  function renderChart(hours) {
+    const width = 480, height = 90, top = 4, bottom = 18;
+    const most = Math.max(1, ...hours.map((h) => h.events));
+    const bar = width / Math.max(1, hours.length);
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("role", "img");
+    const total = hours.reduce((sum, h) => sum + h.events, 0);
+    svg.setAttribute("aria-label", total + " events in the last 24 hours");
+    hours.forEach((hour, n) => {
+      const h = ((height - top - bottom) * hour.events) / most;
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("x", String(n * bar + 1));
+      rect.setAttribute("y", String(height - bottom - h));
+      rect.setAttribute("width", String(bar - 2));
+      rect.setAttribute("height", String(Math.max(h, hour.events ? 1 : 0)));
+      rect.setAttribute("class", "bar");
+      const title = document.createElementNS(SVG, "title");
+      const start = new Date(hour.start_ms);
+      title.textContent = start.toLocaleString() + ": " + hour.events + " events";
+      rect.append(title);
+      svg.append(rect);
+    });
+    [[0, "start", hours.length ? hours[0].start_ms : 0], [width, "end", null]].forEach(([x, anchor, ms]) => {
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", String(x));
+      label.setAttribute("y", String(height - 4));
+      label.setAttribute("text-anchor", anchor);
+      label.setAttribute("class", "axis");
+      label.textContent = ms ? "24 h ago" : "now";
+      svg.append(label);
+    });
+    chart.replaceChildren(svg);
+  }
+
+  async function getJson(path) {
+    try {
+      const response = await fetch(path, { headers: { Accept: "application/json" } });
+      if (response.status === 401) showSignIn();
+      return response.ok ? await response.json() : null;
+    } catch (error) {
+      return null; // the gateway is restarting; the next refresh tries again
+    }
+  }
+
+  async function refreshStories() {
+    storiesTimer = null;
+    const [stuck, latest] = await Promise.all([
+      getJson("/api/stories?attention=1&limit=200"),
+      getJson("/api/summary"),
+    ]);
+    if (stuck) renderAttention(stuck);
+    if (latest) {
+      summary = latest;
+      renderChart(latest.events_per_hour);
+    }
+  }
+
+  function scheduleStories() {
+    if (storiesTimer === null) storiesTimer = setTimeout(refreshStories, STORIES_DELAY_MS);
+  }
+
+  async function openStory(project, storyId) {
+    const path = "/api/stories/" + encodeURIComponent(project) + "/" + encodeURIComponent(storyId);
+    const story = await getJson(path);
+    if (!story) return;
+    storyTitle.textContent = project + " · " + storyId;
+    const state = story.stuck ? WHY[story.stuck] + (story.reason ? " — " + story.reason : "") : "moving";
+    storySummary.textContent = "Stage: " + (story.stage ? stageName(story.stage) : "unknown") + "; " + state;
+    storyHistory.replaceChildren(
+      ...story.history
+        .slice()
+        .reverse()
+        .map((event) => {
+          const [text, reason] = describe(event);
+          const item = el("li", "kind-" + event.type);
+          const what = el("span", "what", text);
+          if (reason) what.append(" ", el("span", "reason", "— " + reason));
+          item.append(what, timeEl(event.timestamp_ms));
+          return item;
+        })
+    );
+    storyPanel.hidden = false;
+    storyTitle.tabIndex = -1;
+    storyTitle.focus();
   }
 
   // Returns the status of GET /api/projects (0 when the gateway is unreachable).
@@ -202,6 +347,8 @@
   async function start() {
     if ((await refreshProjects()) === 401) return;
     content.hidden = false;
+    await refreshStories();
+    refreshProjects();
     if (!source) connect();
   }
 
@@ -240,11 +387,17 @@
   typeFilter.addEventListener("change", applyFilters);
   signinForm.addEventListener("submit", signIn);
   signout.addEventListener("click", signOut);
+  document.getElementById("story-close").addEventListener("click", () => {
+    storyPanel.hidden = true;
+  });
   setInterval(() => {
-    if (signin.hidden) refreshProjects();
+    if (signin.hidden) {
+      refreshProjects();
+      refreshStories();
+    }
   }, PROJECTS_EVERY_MS);
   setInterval(() => {
-    for (const time of feed.querySelectorAll("time")) time.textContent = relative(Number(time.dataset.ms));
+    for (const time of document.querySelectorAll("time[data-ms]")) time.textContent = relative(Number(time.dataset.ms));
   }, TIMES_EVERY_MS);
   start();
 })();
