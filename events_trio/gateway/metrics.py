@@ -29,6 +29,9 @@ GATEWAY_ROUTES: Final = (
     "/api/events",
     STREAM_PATH,
     "/api/projects",
+    "/api/session",
+    "/api/stories",
+    "/api/summary",
     "/healthz",
     "/metrics",
 )

@@ -23,6 +23,7 @@ from events_trio.gateway import (
     run_gateway,
 )
 from events_trio.server import RunningServer, run_server
+from tests.support import EVENTS_TRIO, CliProcess
 
 from .helpers import until
 
@@ -188,3 +189,20 @@ async def test_a_taken_name_is_409_and_an_unknown_one_404(tmp_path: Path) -> Non
         "project 'billing' is registered already",
     )
     assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_project")
+
+
+async def test_the_admin_token_comes_from_the_environment_of_the_gateway_process(
+    tmp_path: Path,
+) -> None:
+    args = [EVENTS_TRIO, "gateway", "--port", "0", "--state-dir", str(tmp_path / "state")]
+    args += ["--project", "billing=http://127.0.0.1:9"]
+    env = {"EVENTS_TRIO_GATEWAY_ADMIN_TOKEN": ADMIN}
+    with CliProcess(args, env=env) as process:
+        url = await trio.to_thread.run_sync(process.url)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            body = {"name": "search", "url": "http://127.0.0.1:8"}
+            response = await http.post("/api/projects", json=body, headers=BEARER)
+            listed = [p["name"] for p in (await http.get("/api/projects")).json()]
+        assert await trio.to_thread.run_sync(process.stop) == 0
+    assert (response.status_code, listed) == (201, ["billing", "search"])
+    assert not [line for line in process.lines if ADMIN in line]
