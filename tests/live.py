@@ -43,6 +43,8 @@ class LiveStack:
         state_dir: The gateway's state directory (kept across restarts).
         projects: Project names.
         server_config: Settings of every project server (port 0).
+        gateway_changes: Settings of the gateway beyond the defaults here
+            (``read_token=...``).
     """
 
     def __init__(
@@ -50,7 +52,9 @@ class LiveStack:
         state_dir: Path,
         projects: tuple[str, ...] = ("a", "b"),
         server_config: ServerConfig | None = None,
+        gateway_changes: dict[str, Any] | None = None,
     ) -> None:
+        self.gateway_changes = gateway_changes or {}
         self.state_dir = state_dir
         self.names = projects
         self.server_config = server_config or ServerConfig(port=0, graceful_timeout_s=0.2)
@@ -141,7 +145,7 @@ class LiveStack:
             state_dir=self.state_dir,
             poll=FAST_POLL,
             graceful_timeout_s=0.2,
-        )
+        ).replace(**self.gateway_changes)
         self.gateway = await self._start(partial(run_gateway, config, sinks=[]))
         self.gateway_port = self.gateway.value.port
 

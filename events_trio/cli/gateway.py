@@ -3,6 +3,8 @@
 Flags override the ``[gateway]`` table of ``--config``; ``--project`` adds
 to the file's projects and ``--sink`` replaces its sinks. SIGINT/SIGTERM
 shut down cleanly (exit 0); a bad configuration prints one line and exits 1.
+SIGHUP reads the file again and applies its projects and sinks
+(``reload.py``); a bad file is logged and the running configuration kept.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -25,13 +29,17 @@ from ..gateway.config import (
     parse_project_flag,
     parse_sink_flag,
 )
-from ..gateway.service import run_gateway
+from ..gateway.reload import reload_config
+from ..gateway.service import RunningGateway, run_gateway
 from ..hosting.logjson import add_log_format_argument
 from ..hosting.logs import LOG_LEVELS
 from ..hosting.signals import signal_trigger
 from .options import add_access_arguments
 
 log = logging.getLogger("events_trio.gateway.cli")
+
+#: Where ``--admin-token`` takes its default from.
+ADMIN_TOKEN_ENV: Final = "EVENTS_TRIO_GATEWAY_ADMIN_TOKEN"
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -41,7 +49,7 @@ def add_gateway_command(commands: Any) -> None:
         help="poll project servers and deliver their events to chat",
         description=(
             "Poll every registered project server's /api/events, merge the events into one "
-            "durable stream, deliver it to sinks (console, JSON lines, webhook) and serve it "
+            "durable stream, deliver it to sinks (console, JSON lines, webhook, Apprise) and serve it "
             "at GET /api/events. Stops cleanly on Ctrl-C or SIGTERM."
         ),
     )
@@ -86,13 +94,19 @@ def _add_what_arguments(gateway: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="console | jsonl:PATH | webhook:URL (repeatable; default: console)",
+        help="console | jsonl:PATH | webhook:URL | apprise:URL (repeatable; default: console)",
     )
     gateway.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
         help="log verbosity (default: %(default)s)",
+    )
+    gateway.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_ENV) or None,
+        help=f"enable POST/DELETE /api/projects for 'Authorization: Bearer TOKEN' "
+        f"(default: ${ADMIN_TOKEN_ENV}; prefer the variable, flags show in ps)",
     )
 
 
@@ -104,7 +118,7 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
     """
     config = load_config(args.config) if args.config is not None else GatewayConfig()
     changes: dict[str, Any] = {"log_level": args.log_level}
-    for name in ("host", "port", "state_dir", "replay", "read_token"):
+    for name in ("host", "port", "state_dir", "replay", "read_token", "admin_token"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -131,22 +145,33 @@ def run_gateway_command(args: argparse.Namespace) -> int:
         # httpx logs every request at INFO: one line per poll would drown the log.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        trio.run(_main, config)
+        trio.run(_main, config, partial(gateway_config, args))
     except BaseExceptionGroup as group:
         raise _single_error(group) from None
     return 0
 
 
-async def _main(config: GatewayConfig) -> None:
-    with signal_trigger(log) as trigger:
+async def _main(config: GatewayConfig, load: Callable[[], GatewayConfig]) -> None:
+    started: list[RunningGateway] = []
+    with signal_trigger(log, on_reload=partial(_reload, started, config, load)) as trigger:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(run_gateway, config, shutdown_trigger=trigger))
+            started.append(
+                await nursery.start(partial(run_gateway, config, shutdown_trigger=trigger))
+            )
             # What start-up built (modules, configuration, a poller per project:
             # ~130k objects at 1,000 projects) lives as long as the process, yet
             # every full collection scanned it again, a 100-300 ms pause that
             # held back every project's events (benchmarks/bench_scale.py).
             # Frozen, it is skipped; refcounting still frees what is dropped.
             gc.freeze()
+
+
+async def _reload(
+    started: list[RunningGateway], config: GatewayConfig, load: Callable[[], GatewayConfig]
+) -> None:
+    """SIGHUP: re-read the configuration file; a bad one keeps the running configuration."""
+    for running in started:
+        await reload_config(load, config, running.registry, running.sinkset)
 
 
 def _single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

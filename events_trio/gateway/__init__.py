@@ -3,7 +3,7 @@
 Data flows one way::
 
     config -> Poller (per project) -> tracker (sans-IO) -> EventLog (SQLite)
-           -> SinkRunner (per sink) -> console / JSON lines / webhook
+           -> SinkRunner (per sink) -> console / JSON lines / webhook / Apprise
            -> gateway HTTP API (GET /api/events, /api/projects, /healthz)
 """
 

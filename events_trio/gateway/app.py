@@ -12,6 +12,12 @@ Routes:
 * ``GET /api/projects`` — each project's name, url, state, cursor,
   last_event_ms, last_error (never its token).
 * ``GET /healthz`` — liveness.
+* ``POST /api/session``, ``DELETE /api/session`` — sign a browser in and
+  out (``signin.py``).
+* ``POST /api/projects``, ``DELETE /api/projects/NAME`` — projects at run
+  time, with the admin token (``admin.py``).
+* ``GET /api/stories`` (``attention=1``: what is stuck), ``GET
+  /api/stories/PROJECT/STORY``, ``GET /api/summary`` (``stories_api.py``).
 * ``GET /api/events/stream`` — the merged log as Server-Sent Events
   (``stream.py``); ``GET /`` — the live page (``page.py``).
 
@@ -29,14 +35,20 @@ import msgspec
 from quart import Response
 from quart_trio import QuartTrio
 
+from ..core.clock import ClockMs, wall_clock_ms
 from ..hosting.access import require_read_token
 from ..hosting.webapp import json_response, new_app
 from ..wire.fastpath import Args, events_route
 from ..wire.query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, WAIT_MAX, EventsQuery
 from ..wire.sse import DEFAULT_KEEPALIVE_S, StreamStats
+from .admin import register_admin
 from .page import register_page
+from .registry import ProjectRegistry
+from .signin import register_signin
 from .status import ProjectStatus
 from .store import EventLog, Page
+from .stories import StoryBoard
+from .stories_api import register_stories
 from .stream import register_log_stream
 from .tracker import MAX_STAMP_MS
 
@@ -52,6 +64,10 @@ def create_gateway_app(
     read_token: str | None = None,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
     stream_stats: StreamStats | None = None,
+    registry: ProjectRegistry | None = None,
+    admin_token: str | None = None,
+    board: StoryBoard | None = None,
+    clock_ms: ClockMs = wall_clock_ms,
 ) -> QuartTrio:
     """Build the gateway app.
 
@@ -59,22 +75,32 @@ def create_gateway_app(
         log_store: The merged log the routes serve.
         statuses: Live status of every project, in registry order.
         read_token: When set, ``GET``/``HEAD`` under ``/api/`` need
-            ``Authorization: Bearer <read_token>`` (401 otherwise);
+            ``Authorization: Bearer <read_token>`` or a session cookie from
+            ``POST /api/session`` (401 otherwise, ``signin.py``);
             ``/healthz`` stays open.
         keepalive_s: Keep-alive comment interval of ``GET /api/events/stream``.
         stream_stats: Where open streams are counted (for metrics).
+        registry: The running projects, for the admin routes (``admin.py``).
+        admin_token: Enables the admin routes (404 without it).
+        board: Stories and what needs attention (``stories_api.py``); an
+            empty board when omitted.
+        clock_ms: Wall clock in ms (the summary's hours).
 
     Returns:
         The ASGI app.
     """
     # static_folder=None (new_app): page.py serves the shipped files by name, nothing else.
     app = new_app("events_trio.gateway")
+    sessions = register_signin(app, read_token)
     register_log_stream(app, log_store, keepalive_s, stream_stats or StreamStats())
     register_page(app)
+    register_admin(app, registry, admin_token)
+    register_stories(app, board if board is not None else StoryBoard(), clock_ms)
     register_projects(app, statuses)
     register_healthz(app, log_store, statuses)
     fast = events_route(LogEvents(log_store), app.asgi_app)
-    app.asgi_app = require_read_token(fast, read_token)  # type: ignore[method-assign]
+    also = sessions.scope_valid if sessions is not None else None
+    app.asgi_app = require_read_token(fast, read_token, also=also)  # type: ignore[method-assign]
     return app
 
 

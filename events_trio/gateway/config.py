@@ -9,6 +9,8 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     poll_interval_s = 2.0
     retention_events = 100000
     retention_days = 7
+    public_url = "https://events.example.com/"   # chat messages link here
+    admin_token = "..."      # enables POST/DELETE /api/projects
 
     [[project]]
     name = "billing"
@@ -17,10 +19,12 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     poll_interval_s = 5.0    # optional, for servers that do not long-poll
 
     [[sink]]
-    kind = "webhook"         # console | jsonl | webhook
+    kind = "webhook"         # console | jsonl | webhook | apprise
     url = "https://chat.example/hooks/..."
     group_window_s = 2.0
     min_interval_s = 1.0
+    projects = ["billing", "search-*"]           # optional: globs on project names
+    types = ["merge_failure", "story_blocked"]   # optional: see routing.ENTRY_TYPES
 
 Errors name the file, the line and the field: ``gateway.toml:9: project
 'billing': url must start with http:// or https://``.
@@ -40,6 +44,7 @@ from ..core.clock import ClockMs, wall_clock_ms
 from ..core.errors import ConfigError
 from ..hosting.logs import LOG_LEVELS
 from ..wire.sse import DEFAULT_KEEPALIVE_S
+from .routing import EVERYTHING, Route, parse_route
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")
@@ -59,8 +64,9 @@ DEFAULT_GROUP_WINDOW_S: Final = 2.0
 DEFAULT_WEBHOOK_MIN_INTERVAL_S: Final = 1.0
 DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S: Final = 3.0
 
-SinkKind: TypeAlias = Literal["console", "jsonl", "webhook"]
-SINK_KINDS: Final = ("console", "jsonl", "webhook")
+SinkKind: TypeAlias = Literal["console", "jsonl", "webhook", "apprise"]
+SINK_KINDS: Final = ("console", "jsonl", "webhook", "apprise")
+_SINK_FLAG_FORMS: Final = "console, jsonl:PATH, webhook:URL or apprise:URL"
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -98,22 +104,31 @@ class SinkSpec:
     """Where the merged stream goes.
 
     Attributes:
-        kind: ``console``, ``jsonl`` or ``webhook``.
-        target: File path (jsonl) or URL (webhook); empty for console.
-        group_window_s: Burst grouping window (webhook).
-        min_interval_s: Minimum spacing of deliveries (webhook rate limit).
+        kind: ``console``, ``jsonl``, ``webhook`` or ``apprise``.
+        target: File path (jsonl) or URL (webhook, apprise: a secret, never
+            shown in ``repr``); empty for console.
+        group_window_s: Burst grouping window (webhook, apprise).
+        min_interval_s: Minimum spacing of deliveries (rate limit).
+        route: Which projects and entry types reach the sink (all by default).
     """
 
     kind: SinkKind
-    target: str = ""
+    target: str = field(default="", repr=False)
     group_window_s: float = DEFAULT_GROUP_WINDOW_S
     min_interval_s: float = DEFAULT_WEBHOOK_MIN_INTERVAL_S
+    route: Route = EVERYTHING
 
     def __post_init__(self) -> None:
         if self.kind != "console" and not self.target:
-            raise ConfigError(f"sink {self.kind} needs a target (jsonl:PATH or webhook:URL)")
+            raise ConfigError(
+                f"sink {self.kind} needs a target (jsonl:PATH, webhook:URL or apprise:URL)"
+            )
         if self.kind == "webhook" and not self.target.startswith(("http://", "https://")):
             raise ConfigError("webhook sink url must start with http:// or https://")
+        if self.kind == "apprise":
+            from .sinks.apprise import check_apprise_url  # Apprise loads only when used
+
+            check_apprise_url(self.target)
         if self.group_window_s < 0 or self.min_interval_s < 0:
             raise ConfigError(f"sink {self.kind}: group_window_s and min_interval_s must be >= 0")
 
@@ -151,6 +166,11 @@ class GatewayConfig:
             ``/api/*`` routes (never shown in ``repr``).
         allow_unauthenticated: Serve without a read token on a
             non-loopback interface (refused otherwise).
+        public_url: Where people reach the gateway's page (chat messages
+            link to it), e.g. ``https://events.example.com/``.
+        admin_token: Enables ``POST /api/projects`` and ``DELETE
+            /api/projects/NAME`` for ``Authorization: Bearer <admin_token>``
+            (off without it; never shown in ``repr``).
     """
 
     projects: tuple[ProjectConfig, ...] = ()
@@ -168,6 +188,8 @@ class GatewayConfig:
     clock_ms: ClockMs = field(default=wall_clock_ms, repr=False, compare=False)
     read_token: str | None = field(default=None, repr=False)
     allow_unauthenticated: bool = False
+    public_url: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -181,6 +203,8 @@ class GatewayConfig:
             raise ConfigError("retention_events and retention_days must be positive")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("public_url must start with http:// or https://")
 
     def replace(self, **changes: Any) -> GatewayConfig:
         """A copy with ``changes`` applied (validated again)."""
@@ -204,14 +228,15 @@ def parse_project_flag(text: str) -> ProjectConfig:
 
 
 def parse_sink_flag(text: str) -> SinkSpec:
-    """Parse ``--sink console|jsonl:PATH|webhook:URL``.
+    """Parse ``--sink console|jsonl:PATH|webhook:URL|apprise:URL``.
 
     Raises:
         ConfigError: an unknown kind or a missing target.
     """
     kind, _, target = text.partition(":")
     if kind not in SINK_KINDS:
-        raise ConfigError(f"--sink {text!r}: expected console, jsonl:PATH or webhook:URL")
+        # The text may be a secret URL: only the kind is echoed.
+        raise ConfigError(f"--sink {kind!r}: expected {_SINK_FLAG_FORMS}")
     return SinkSpec(kind, target)  # type: ignore[arg-type]
 
 
@@ -276,6 +301,8 @@ _GATEWAY_KEYS: Final[dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "retention_days": ("retention_age_s", (int, float)),
     "read_token": ("read_token", str),
     "allow_unauthenticated": ("allow_unauthenticated", bool),
+    "public_url": ("public_url", str),
+    "admin_token": ("admin_token", str),
 }
 _PROJECT_KEYS: Final = {"name": str, "url": str, "token": str, "poll_interval_s": (int, float)}
 _SINK_KEYS: Final = {
@@ -284,6 +311,9 @@ _SINK_KEYS: Final = {
     "url": str,
     "group_window_s": (int, float),
     "min_interval_s": (int, float),
+    # Checked by routing.parse_route, with messages that show the expected form.
+    "projects": object,
+    "types": object,
 }
 
 
@@ -380,14 +410,23 @@ def _sink(table: dict[str, Any], index: int, locate: _Locator) -> SinkSpec:
     _check_keys(table, _SINK_KEYS, "sink", index, locate)
     kind = table.get("kind")
     if kind not in SINK_KINDS:
-        raise locate.error("sink", index, "kind", "sink.kind must be console, jsonl or webhook")
+        raise locate.error(
+            "sink", index, "kind", "sink.kind must be console, jsonl, webhook or apprise"
+        )
     target = table.get("path" if kind == "jsonl" else "url", "")
+    try:
+        route = parse_route(table)
+    except ConfigError as error:
+        key = str(error).split(" ", 1)[0].removeprefix("sink.").rstrip(":")
+        raise locate.error("sink", index, key, str(error)) from None
     try:
         return SinkSpec(
             kind,
             target,
             float(table.get("group_window_s", DEFAULT_GROUP_WINDOW_S)),
             float(table.get("min_interval_s", DEFAULT_WEBHOOK_MIN_INTERVAL_S)),
+            route,
         )
     except ConfigError as error:
-        raise locate.error("sink", index, None, str(error)) from None
+        where = None if "group_window_s" in str(error) else "path" if kind == "jsonl" else "url"
+        raise locate.error("sink", index, where, str(error)) from None

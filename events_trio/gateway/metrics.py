@@ -30,6 +30,9 @@ GATEWAY_ROUTES: Final = (
     EVENTS_PATH,
     STREAM_PATH,
     "/api/projects",
+    "/api/session",
+    "/api/stories",
+    "/api/summary",
     "/healthz",
     METRICS_PATH,
 )

@@ -18,7 +18,7 @@ import random
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
@@ -34,11 +34,16 @@ from ..hosting.metrics import instrument
 from ..hosting.settings import hypercorn_settings
 from ..wire.auth import check_exposure
 from .app import create_gateway_app
-from .config import GatewayConfig
+from .config import GatewayConfig, SinkSpec
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
 from .poller import Poller, PollerSettings
+from .registry import ProjectRegistry
+from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
+from .sinkset import SinkSet
 from .store import EventLog, open_sqlite_log
+from .stories import StoryBoard
+from .story_feed import follow_log
 from .transport import PerOriginTransport
 
 log = logging.getLogger("events_trio.gateway")
@@ -48,6 +53,8 @@ log = logging.getLogger("events_trio.gateway")
 RETENTION_INTERVAL_S: Final = 60.0
 #: Keep-alive connections are dropped before servers do (Hypercorn: 75 s).
 CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
+#: Connections for projects added at run time (opened only when used).
+RUNTIME_PROJECTS_HEADROOM: Final = 1000
 
 
 @dataclass(slots=True)
@@ -60,11 +67,17 @@ class RunningGateway(Listening):
         log_store: The merged log.
         pollers: One per project, in registry order.
         runners: One per sink.
+        registry: The running projects (added and removed at run time).
+        sinkset: The running sinks (a reload adds and removes them).
+        board: Each story's stage and stuck state (what needs attention).
     """
 
     log_store: EventLog
     pollers: list[Poller]
     runners: list[SinkRunner]
+    registry: ProjectRegistry
+    sinkset: SinkSet
+    board: StoryBoard = field(default_factory=StoryBoard)
 
 
 def make_client(project_count: int) -> httpx.AsyncClient:
@@ -128,11 +141,17 @@ async def run_gateway(
         log_store = await _open_log(config)
         stack.push_async_callback(_close_log, log_store)
         if client is None:
-            client = await stack.enter_async_context(make_client(len(config.projects)))
-        chosen = list(sinks) if sinks is not None else [build_sink(s, client) for s in config.sinks]
+            client = await stack.enter_async_context(
+                make_client(len(config.projects) + RUNTIME_PROJECTS_HEADROOM)
+            )
         pollers = await _pollers(config, client, log_store, rand)
-        runners = [SinkRunner(sink, log_store, rand=rand) for sink in chosen]
-        running = RunningGateway(config.host, config.port, log_store, pollers, runners)
+        sinkset = _sinkset(config, client, log_store, sinks, rand)
+        registry = ProjectRegistry(
+            config, client, log_store, pollers, [p.status for p in pollers], rand=rand
+        )
+        running = RunningGateway(
+            config.host, config.port, log_store, pollers, sinkset.runners, registry, sinkset
+        )
         await _supervise(config, running, shutdown_trigger, task_status)
     log.info("gateway stopped")
 
@@ -156,6 +175,26 @@ async def _pollers(
         )
         for p in config.projects
     ]
+
+
+def _sinkset(
+    config: GatewayConfig,
+    client: httpx.AsyncClient,
+    log_store: EventLog,
+    sinks: Sequence[Sink] | None,
+    rand: Callable[[], float],
+) -> SinkSet:
+    """The configured sinks (or the injected ones), each behind its route."""
+    if sinks is None:
+        chosen = [build_sink(s, client, public_url=config.public_url) for s in config.sinks]
+        specs: list[SinkSpec | None] = list(config.sinks)
+    else:
+        chosen, specs = list(sinks), [None] * len(sinks)
+    runners = [
+        SinkRunner(sink, log_store, rand=rand, route=spec.route if spec else EVERYTHING)
+        for sink, spec in zip(chosen, specs, strict=True)
+    ]
+    return SinkSet(log_store, client, runners, specs, public_url=config.public_url, rand=rand)
 
 
 async def _open_log(config: GatewayConfig) -> EventLog:
@@ -189,8 +228,7 @@ async def _supervise(
     async with trio.open_nursery() as nursery:
         on_stop = partial(_stop_within_grace, nursery, config.graceful_timeout_s, stop)
         serving = partial(serve_hypercorn, app, settings, trigger, on_stop=on_stop)
-        for runner in running.runners:
-            await nursery.start(runner.run)
+        await running.sinkset.start(nursery)
         nursery.start_soon(_background, running, config, background)
         error = await start_listening(nursery, running, serving)
         if error is None:
@@ -205,10 +243,14 @@ def gateway_asgi(config: GatewayConfig, running: RunningGateway) -> Any:
     metrics = GatewayMetrics(running.log_store, running.pollers, running.runners)
     gateway_app = create_gateway_app(
         running.log_store,
-        [p.status for p in running.pollers],
+        running.registry.statuses,
         read_token=config.read_token,
         keepalive_s=config.sse_keepalive_s,
         stream_stats=metrics.streams,
+        registry=running.registry,
+        admin_token=config.admin_token,
+        board=running.board,
+        clock_ms=config.clock_ms,
     )
     stopping = close_when(guard(gateway_app), lambda: running.log_store.watch.released)
     return instrument(stopping, metrics.registry, GATEWAY_ROUTES, metrics.refresh)
@@ -239,8 +281,8 @@ async def _background(
 ) -> None:
     with scope:
         async with trio.open_nursery() as nursery:
-            for poller in running.pollers:
-                nursery.start_soon(poller.run)
+            nursery.start_soon(running.registry.run)
+            nursery.start_soon(follow_log, running.board, running.log_store)
             nursery.start_soon(_retention, running.log_store, config)
 
 

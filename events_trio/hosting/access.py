@@ -1,7 +1,8 @@
 """ASGI wrappers both apps get: the read-token check and "Connection: close" at shutdown.
 
 * :func:`require_read_token` — ``GET``/``HEAD`` under ``/api/`` need
-  ``Authorization: Bearer <token>`` (401 JSON otherwise). It covers every
+  ``Authorization: Bearer <token>`` or, on the gateway, its session cookie
+  (401 JSON otherwise). It covers every
   read route, present and future; ``POST /api/events`` keeps its own ingest
   token; ``/healthz``, ``/metrics`` and the page stay open.
 * :func:`close_when` — once shutdown begins, released long-polls answer at
@@ -21,13 +22,25 @@ API_PREFIX: Final = "/api/"
 _READS: Final = ("GET", "HEAD")
 
 
-def require_read_token(app: ASGIApp, token: str | None) -> ASGIApp:
-    """``app`` behind the read-token check; ``app`` itself when ``token`` is unset."""
+def require_read_token(
+    app: ASGIApp, token: str | None, *, also: Callable[[dict[str, Any]], bool] | None = None
+) -> ASGIApp:
+    """``app`` behind the read-token check; ``app`` itself when ``token`` is unset.
+
+    Args:
+        app: The ASGI app to protect.
+        token: The read token; ``None`` or empty leaves reads open.
+        also: Another credential a read may carry instead of the bearer
+            header (the gateway's session cookie), checked on the scope.
+    """
     if not token:
         return app
 
+    def may_read(scope: dict[str, Any]) -> bool:
+        return scope_bearer_ok(scope, token) or (also is not None and also(scope))
+
     async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if _reads_api(scope) and not scope_bearer_ok(scope, token):
+        if _reads_api(scope) and not may_read(scope):
             await send_unauthorized(send, head=scope["method"] == "HEAD")
             return
         await app(scope, receive, send)

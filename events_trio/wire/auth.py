@@ -7,6 +7,8 @@ goes through :func:`bearer_matches`, which compares in constant time.
 
 * :func:`scope_bearer_ok` — the read-token check of an ASGI ``scope``
   (``hosting/access.py`` runs it in front of both apps);
+* :func:`scope_cookie` — a cookie of an ASGI ``scope`` (the gateway's
+  session cookie, checked beside the bearer token);
 * :func:`send_unauthorized` — the 401 it answers (:func:`unauthorized_body`);
 * :func:`check_exposure` — refuses to listen beyond loopback without a read token.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Final
 
 from ..core.errors import ConfigError
@@ -53,10 +56,28 @@ def scope_bearer_ok(scope: dict[str, Any], token: str | None) -> bool:
 
 
 def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    return _header(headers, b"authorization")
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
     for name, value in headers:
-        if name.lower() == b"authorization":
+        if name.lower() == wanted:
             return value
     return None
+
+
+def scope_cookie(scope: dict[str, Any], name: str) -> str | None:
+    """The value of cookie ``name`` of an ASGI request, ``None`` when absent."""
+    header = _header(scope.get("headers", ()), b"cookie")
+    if header is None:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(header.decode("latin-1"))
+    except CookieError:
+        return None
+    morsel = cookies.get(name)
+    return None if morsel is None else morsel.value
 
 
 def unauthorized_body() -> bytes:

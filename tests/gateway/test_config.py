@@ -120,9 +120,27 @@ def test_sink_flag_kinds(text: str, spec: SinkSpec) -> None:
 
 
 def test_unknown_sink_kind_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"^--sink 'slack:x': expected console"):
+    with pytest.raises(ConfigError, match=r"^--sink 'slack': expected console"):
         parse_sink_flag("slack:x")
 
 
 def test_default_sink_is_console() -> None:
     assert GatewayConfig().sinks == (SinkSpec("console"),)
+
+
+def test_public_url_must_be_http_and_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[gateway]\nport = 7080\npublic_url = "events.example.com"\n')
+    with pytest.raises(
+        ConfigError,
+        match=rf"^{path}:1: \[gateway\]: public_url must start with http:// or https://$",
+    ):
+        load_config(path)
+
+
+def test_admin_token_comes_from_the_gateway_table_and_is_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[gateway]\nadmin_token = "s3cret-admin"\n')
+    config = load_config(path)
+    assert config.admin_token == "s3cret-admin"
+    assert "s3cret-admin" not in repr(config)

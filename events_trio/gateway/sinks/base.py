@@ -22,6 +22,7 @@ import trio
 from ..backoff import Backoff
 from ..errors import SinkError
 from ..records import LogEntry
+from ..routing import EVERYTHING, Route
 from ..store import EventLog
 
 log = logging.getLogger("events_trio.gateway.sinks")
@@ -72,6 +73,7 @@ class SinkRunner:
         log_store: The merged log.
         settings: Batch size and retry timings.
         rand: Jitter source in [0, 1).
+        route: Which entries the sink gets; the offset advances over the rest.
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class SinkRunner:
         settings: SinkSettings = SinkSettings(),
         *,
         rand: Callable[[], float] = random.random,
+        route: Route = EVERYTHING,
     ) -> None:
         self.sink = sink
+        self.route = route
         self.log_store = log_store
         self.settings = settings
         self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
@@ -116,8 +120,9 @@ class SinkRunner:
             log.error("sink %s cannot read the state store: %s", self.sink.name, error)
             await trio.sleep(self.backoff.next_delay())
             return
-        if page.entries:
-            await self._deliver_with_retries(page.entries)
+        entries = self.route.select(page.entries)
+        if entries:
+            await self._deliver_with_retries(entries)
         with trio.CancelScope(shield=True):
             await self._commit(page.covered_seq)
         self.offset = page.covered_seq

@@ -9,7 +9,7 @@ names and story ids are always shown verbatim.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from ...core.events import StageTransition, StoredMergeFailure, StoredStoryBlocked
@@ -49,22 +49,39 @@ def console_line(entry: LogEntry) -> str:
     return f"[{entry.project}] {describe(entry.payload())}"
 
 
+def by_project(entries: Sequence[LogEntry]) -> dict[str, list[LogPayload]]:
+    """Payloads per project, projects in order of first appearance."""
+    grouped: dict[str, list[LogPayload]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.project, []).append(entry.payload())
+    return grouped
+
+
 def webhook_text(entries: Sequence[LogEntry]) -> str:
     """One chat message for a burst: per project, moves to one stage grouped.
 
     ``billing: 12 stories moved to QA`` for a group, the plain description
     for a single event; projects in order of first appearance.
     """
-    by_project: dict[str, list[LogPayload]] = {}
-    for entry in entries:
-        by_project.setdefault(entry.project, []).append(entry.payload())
     lines: list[str] = []
-    for project, payloads in by_project.items():
-        lines.extend(f"{project}: {text}" for text in _project_lines(payloads))
+    for project, payloads in by_project(entries).items():
+        lines.extend(f"{project}: {text}" for text in project_lines(payloads))
     return "\n".join(lines)
 
 
-def _project_lines(payloads: list[LogPayload]) -> list[str]:
+def project_lines(
+    payloads: Sequence[LogPayload],
+    one: Callable[[LogPayload], str] = describe,
+    grouped: Callable[[str, list[str]], str] | None = None,
+) -> list[str]:
+    """Lines for one project's burst: moves to one stage grouped, the rest by ``one``.
+
+    Args:
+        payloads: The project's entries, in log order.
+        one: Text of a single entry.
+        grouped: Text of several moves to one stage (stage key, story ids).
+    """
+    group = grouped or _grouped_move
     moves: dict[str, list[str]] = {}
     for payload in payloads:
         if isinstance(payload, StageTransition):
@@ -72,9 +89,9 @@ def _project_lines(payloads: list[LogPayload]) -> list[str]:
     lines: list[str] = []
     for payload in payloads:
         if isinstance(payload, StageTransition) and len(moves.get(payload.to_stage, ())) > 1:
-            lines.append(_grouped_move(payload.to_stage, moves.pop(payload.to_stage)))
+            lines.append(group(payload.to_stage, moves.pop(payload.to_stage)))
         elif not isinstance(payload, StageTransition) or payload.to_stage in moves:
-            lines.append(describe(payload))
+            lines.append(one(payload))
     return lines
 
 
