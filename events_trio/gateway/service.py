@@ -23,7 +23,6 @@ from typing import Final
 
 import httpx
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from ..auth import check_exposure
@@ -31,6 +30,7 @@ from ..config import ServerConfig
 from ..errors import ConfigError, StartupError
 from ..guard import guard
 from ..hosting import Listening, ShutdownTrigger, bind_error, bound_address
+from ..hypercorn_fix import EventsHypercornConfig
 from ..hypercorn_fix import install as install_hypercorn_fix
 from ..metrics import instrument
 from ..server import hypercorn_config
@@ -181,21 +181,21 @@ async def _supervise(
     )
     app = instrument(guard(gateway_app), metrics.registry, GATEWAY_ROUTES, metrics.refresh)
     install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
+    hc = _hypercorn(config)
 
     async def trigger() -> None:
         await running.wait_shutdown(shutdown_trigger)
         log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
         background.cancel()
         running.log_store.watch.release_all()
+        hc.cut_sends(config.graceful_timeout_s)  # a peer that never reads cannot hold us
 
     startup_error: StartupError | None = None
     async with trio.open_nursery() as nursery:
 
         async def serve_then_stop(*, task_status: trio.TaskStatus[list[str]]) -> None:
             try:
-                await serve(
-                    app, _hypercorn(config), shutdown_trigger=trigger, task_status=task_status
-                )
+                await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
             finally:
                 background.cancel()
                 running.log_store.watch.release_all()
@@ -250,5 +250,5 @@ def _server_config(config: GatewayConfig) -> ServerConfig:
     )
 
 
-def _hypercorn(config: GatewayConfig) -> HypercornConfig:
+def _hypercorn(config: GatewayConfig) -> EventsHypercornConfig:
     return hypercorn_config(_server_config(config))
