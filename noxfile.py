@@ -82,3 +82,10 @@ def soak(session: nox.Session) -> None:
     """Server and gateway under mixed load for 30 min (``-- --minutes N``); not in CI."""
     install_locked(session)
     session.run("python", "-m", "benchmarks.soak", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def chaos(session: nox.Session) -> None:
+    """Random faults, then the delivery checker (``-- --minutes N --store sqlite --seed S``)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "benchmarks.chaos", *session.posargs)

@@ -9,8 +9,8 @@ subprocesses, then for ``--minutes``:
 * moves a work item between pipeline stages every second (watcher events),
 * polls the server's and the gateway's ``GET /api/events`` every second,
 
-sampling both processes' RSS (``/proc/PID/status``) at the start, every
-minute and at the end. Finally it stops both with SIGTERM and prints start
+sampling both processes' RSS (``/proc/PID/status``) and open file
+descriptors (``/proc/PID/fd``) at the start, every minute and at the end. Finally it stops both with SIGTERM and prints start
 and end RSS, the growth, the exit codes, how many ERROR/Traceback lines each
 logged, and whether the sink holds every ingested event exactly once.
 """
@@ -75,6 +75,10 @@ class Child:
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(match.group(1)) if match else 0
 
+    def fds(self) -> int:
+        """Open file descriptors (``/proc/PID/fd``)."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
     def errors(self) -> list[str]:
         return [line for line in self.lines if _ERROR.search(line)]
 
@@ -83,6 +87,14 @@ class Child:
         code = self.proc.wait(30)
         self._reader.join(10)
         return code
+
+
+#: Seconds since start; server and gateway RSS (KiB); server and gateway open fds.
+Sample = tuple[float, int, int, int, int]
+
+
+def sample(t: float, server: Child, gateway: Child) -> Sample:
+    return (t, server.rss_kib(), gateway.rss_kib(), server.fds(), gateway.fds())
 
 
 def move_item(pipeline: Path, tick: int) -> None:
@@ -123,7 +135,7 @@ def soak(minutes: float, rate: float) -> int:
     )
     gateway_url = gateway.url()
     time.sleep(2)  # the gateway's first poll sets its cursor to "now"
-    samples: list[tuple[float, int, int]] = [(0.0, server.rss_kib(), gateway.rss_kib())]
+    samples: list[Sample] = [sample(0.0, server, gateway)]
     print(f"soak: {minutes:g} min, {rate:g} events/s, work dir {work}", flush=True)
     ingested: list[str] = []
     polls = poll_failures = 0
@@ -144,17 +156,18 @@ def soak(minutes: float, rate: float) -> int:
                 polls += 1
                 poll_failures += not http.get(f"{url}/api/events", params={"since": 0}).is_success
             if now >= next_sample:
-                samples.append((now - start, server.rss_kib(), gateway.rss_kib()))
+                samples.append(sample(now - start, server, gateway))
+                t, s_rss, g_rss, s_fds, g_fds = samples[-1]
                 print(
-                    f"  {samples[-1][0] / 60:5.1f} min  server {samples[-1][1]} KiB  "
-                    f"gateway {samples[-1][2]} KiB",
+                    f"  {t / 60:5.1f} min  server {s_rss} KiB, {s_fds} fds  "
+                    f"gateway {g_rss} KiB, {g_fds} fds",
                     flush=True,
                 )
                 next_sample += 60
             tick += 1
             time.sleep(max(0.0, start + tick - time.monotonic()))
     time.sleep(3)  # let the gateway deliver the last events
-    samples.append((time.monotonic() - start, server.rss_kib(), gateway.rss_kib()))
+    samples.append(sample(time.monotonic() - start, server, gateway))
     got = delivered(sink)
     codes = (server.stop(), gateway.stop())
     report(samples, ingested, got, polls, poll_failures, codes, server, gateway)
@@ -163,7 +176,7 @@ def soak(minutes: float, rate: float) -> int:
 
 
 def report(
-    samples: list[tuple[float, int, int]],
+    samples: list[Sample],
     ingested: list[str],
     got: list[str],
     polls: int,
@@ -172,9 +185,10 @@ def report(
     server: Child,
     gateway: Child,
 ) -> None:
-    (_, s0, g0), (_, s1, g1) = samples[0], samples[-1]
+    (_, s0, g0, sf0, gf0), (_, s1, g1, sf1, gf1) = samples[0], samples[-1]
     print(f"server  RSS start {s0} KiB, end {s1} KiB ({s1 - s0:+d} KiB)")
     print(f"gateway RSS start {g0} KiB, end {g1} KiB ({g1 - g0:+d} KiB)")
+    print(f"open fds: server {sf0} -> {sf1}, gateway {gf0} -> {gf1}")
     print(f"ingested {len(ingested)}, delivered {len(got)}, exactly once: {got == ingested}")
     print(f"polls {polls}, failed {poll_failures}")
     print(f"error lines: server {len(server.errors())}, gateway {len(gateway.errors())}")

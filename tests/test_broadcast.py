@@ -188,3 +188,62 @@ def test_types_are_trio_channels() -> None:
     assert isinstance(tx, BroadcastSender)
     assert isinstance(tx, trio.abc.SendChannel)
     assert isinstance(rx, trio.abc.ReceiveChannel)
+
+
+async def test_closing_a_receiver_wakes_its_waiting_task_with_closed_resource_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    tx, rx = open_broadcast_channel[int](8)
+    other = tx.subscribe()
+    woken: list[str] = []
+
+    async def wait_on(receiver: BroadcastReceiver[int], name: str) -> None:
+        try:
+            woken.append(f"{name} got {await receiver.receive()}")
+        except trio.ClosedResourceError as error:
+            woken.append(f"{name}: {error}")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait_on, rx, "closed")
+        nursery.start_soon(wait_on, other, "other")
+        await trio.testing.wait_all_tasks_blocked()
+        rx.close()
+        await trio.testing.wait_all_tasks_blocked()
+        assert woken == ["closed: this receiver is closed"]  # at once, the other still waits
+        tx.send_nowait(7)
+    assert woken == ["closed: this receiver is closed", "other got 7"]
+
+
+async def test_wait_caught_up_returns_once_every_sent_message_is_taken(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    tx, rx = open_broadcast_channel[int](8)
+    for i in range(3):
+        tx.send_nowait(i)
+    caught_up_at: list[int] = []
+
+    async def waiter() -> None:
+        await rx.wait_caught_up()
+        caught_up_at.append(rx.pending)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert rx.receive_nowait() == 0
+        assert rx.receive_nowait() == 1
+        await trio.testing.wait_all_tasks_blocked()
+        assert caught_up_at == []  # one still pending: it parks, it does not spin
+        assert rx.receive_nowait() == 2
+    assert caught_up_at == [0]
+
+
+async def test_wait_caught_up_returns_when_the_receiver_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    tx, rx = open_broadcast_channel[int](8)
+    tx.send_nowait(1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rx.wait_caught_up)
+        await trio.testing.wait_all_tasks_blocked()
+        rx.close()
+    assert rx.pending == 1

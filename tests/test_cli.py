@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from events_trio.hosting.timeouts import DEFAULT_GRACEFUL_TIMEOUT_S
+from events_trio.server.config import DEFAULT_DRAIN_S
 from tests.support import EVENTS_TRIO, CliProcess, wait_until
 
 
@@ -36,7 +38,9 @@ def test_python_dash_m_serves_too(tmp_path: Path) -> None:
         assert server.stop(signal.SIGINT) == 0
 
 
-def test_sigterm_with_open_long_poll_exits_zero_within_two_seconds(tmp_path: Path) -> None:
+def test_sigterm_with_open_long_poll_exits_zero_without_waiting_for_the_poll(
+    tmp_path: Path,
+) -> None:
     with CliProcess([EVENTS_TRIO, "serve", "--port", "0"], cwd=tmp_path) as server:
         url = server.url()
         answers: list[httpx.Response] = []
@@ -49,7 +53,8 @@ def test_sigterm_with_open_long_poll_exits_zero_within_two_seconds(tmp_path: Pat
         wait_for_long_polls(url, 1)
         start = time.monotonic()
         assert server.stop(signal.SIGTERM) == 0
-        assert time.monotonic() - start < 2.0
+        # Drain and grace (1.25 s) plus teardown on a busy machine: far below the 30 s wait.
+        assert time.monotonic() - start < DEFAULT_DRAIN_S + DEFAULT_GRACEFUL_TIMEOUT_S + 5.0 < 30
         poll.join(5)
         assert len(answers) == 1
         assert (answers[0].status_code, answers[0].content) == (200, b"[]")

@@ -175,6 +175,9 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         self._state = state
         self._cursor = cursor
         self._closed = False
+        # Set (and dropped) once this receiver has taken everything sent; only
+        # created while someone waits, so the hot path pays one ``is None``.
+        self._caught_up: trio.Event | None = None
         state.open_receivers += 1
 
     def receive_nowait(self) -> T:
@@ -197,6 +200,8 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         if self._cursor < state.next_seq:
             value = state.ring[self._cursor - oldest][1]
             self._cursor += 1
+            if self._caught_up is not None and self._cursor == state.next_seq:
+                self._caught_up.set()
             return value
         if state.closed:
             raise trio.EndOfChannel
@@ -224,6 +229,19 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         """Messages sent that this receiver has not taken yet (lost ones included)."""
         return self._state.next_seq - self._cursor
 
+    async def wait_caught_up(self) -> None:
+        """Wait until this receiver has taken every message sent so far, or is closed.
+
+        Not a polling loop: taking the last pending message sets an event
+        that this call waits on.
+        """
+        if self._closed or not self.pending:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._caught_up is None or self._caught_up.is_set():
+            self._caught_up = trio.Event()
+        await self._caught_up.wait()
+
     def clone(self) -> BroadcastReceiver[T]:
         """An independent receiver at this receiver's position."""
         if self._closed:
@@ -231,7 +249,11 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         return BroadcastReceiver(self._state, self._cursor)
 
     def close(self) -> None:
-        """Close this receiver (idempotent); it stops holding messages back."""
+        """Close this receiver (idempotent); it stops holding messages back.
+
+        Tasks waiting in :meth:`receive` on this receiver wake up with
+        :class:`trio.ClosedResourceError`, as with trio's memory channels.
+        """
         if self._closed:
             return
         self._closed = True
@@ -239,6 +261,10 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         state.open_receivers -= 1
         if state.open_receivers == 0:
             state.ring.clear()
+        if self._caught_up is not None:
+            self._caught_up.set()
+        # The lot is shared: other receivers' waiters find nothing new and park again.
+        state.lot.unpark_all()
 
     async def aclose(self) -> None:
         """Close this receiver and checkpoint."""

@@ -221,10 +221,12 @@ async def _supervise(
     app = gateway_asgi(config, running)
     install_hypercorn_fix()  # issue #203 and the header deadline, as in run_server
     stop = partial(_stop_background, running, background)
-    trigger = partial(_shut_down, running, shutdown_trigger, stop)
     settings = hypercorn_settings(
         config.host, config.port, graceful_timeout_s=config.graceful_timeout_s
     )
+    # A peer that never reads cannot hold the shutdown beyond the grace period.
+    cut_sends = partial(settings.cut_sends, config.graceful_timeout_s)
+    trigger = partial(_shut_down, running, shutdown_trigger, stop, cut_sends)
     async with trio.open_nursery() as nursery:
         on_stop = partial(_stop_within_grace, nursery, config.graceful_timeout_s, stop)
         serving = partial(serve_hypercorn, app, settings, trigger, on_stop=on_stop)
@@ -262,12 +264,16 @@ def _stop_background(running: RunningGateway, background: trio.CancelScope) -> N
 
 
 async def _shut_down(
-    running: RunningGateway, shutdown_trigger: ShutdownTrigger | None, stop: Callable[[], None]
+    running: RunningGateway,
+    shutdown_trigger: ShutdownTrigger | None,
+    stop: Callable[[], None],
+    cut_sends: Callable[[], None],
 ) -> None:
     # Hypercorn's shutdown trigger: returns when Hypercorn should stop accepting.
     await running.wait_shutdown(shutdown_trigger)
     log.info("gateway shutting down: pollers stop, long-polls released, sinks drain")
     stop()
+    cut_sends()
 
 
 def _stop_within_grace(nursery: trio.Nursery, grace_s: float, stop: Callable[[], None]) -> None:

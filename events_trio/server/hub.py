@@ -84,17 +84,17 @@ class EventHub:
         """First step of a shutdown: take no new events, store what was taken, let pollers catch up.
 
         Publishing is refused from now on and every long-poll is released;
-        once the subscriber has stored everything already published, pollers
-        get ``settle_s`` seconds to fetch it before the caller stops serving.
+        the subscriber stores everything already published (the 202s already
+        sent), and pollers fetch it: the whole drain takes ``settle_s``.
         """
         self._draining = True
         self.longpoll.release_all()
-        with trio.move_on_after(settle_s):
-            # The subscriber runs in this thread: give it turns until it has
-            # stored every event already published (the 202s already sent).
-            while self._receiver.pending and not self._stopped.is_set():
-                await trio.lowlevel.checkpoint()
-        await trio.sleep(settle_s)
+        deadline = trio.current_time() + settle_s
+        with trio.move_on_at(deadline):
+            # Woken by the subscriber taking the last published event (it
+            # stores it in the same turn), or by its receiver closing.
+            await self._receiver.wait_caught_up()
+        await trio.sleep_until(deadline)
 
     async def run(
         self,

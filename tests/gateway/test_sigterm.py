@@ -25,7 +25,7 @@ TOKEN: Final = "t0ken-for-sigterm"
 DEADLINE_S: Final = 30.0
 #: Interpreter start-up is not part of a shutdown, but teardown is: allow for
 #: it on a busy 2-core machine on top of the grace period.
-EXIT_SLACK_S: Final = 2.5
+EXIT_SLACK_S: Final = 5.0
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
