@@ -103,6 +103,31 @@ def test_send_with_no_receivers_neither_fails_nor_retains() -> None:
     assert stats.open_receivers == 0
 
 
+def test_messages_every_receiver_took_are_not_retained() -> None:
+    tx, fast = open_broadcast_channel[int](100)
+    slow = tx.subscribe()
+    for i in range(10):
+        tx.send_nowait(i)
+    assert drain(fast) == list(range(10))
+    assert tx.statistics().buffered == 10  # the slow receiver has taken none yet
+    assert [slow.receive_nowait() for _ in range(4)] == [0, 1, 2, 3]
+    assert tx.statistics().buffered == 6
+    assert drain(slow) == [4, 5, 6, 7, 8, 9]
+    assert tx.statistics().buffered == 0
+
+
+def test_closing_the_slowest_receiver_releases_what_the_others_took() -> None:
+    tx, fast = open_broadcast_channel[int](100)
+    slow = tx.subscribe()
+    for i in range(5):
+        tx.send_nowait(i)
+    drain(fast)
+    slow.close()
+    assert tx.statistics().buffered == 0
+    tx.send_nowait(5)
+    assert drain(fast) == [5]
+
+
 def test_send_reports_how_many_receivers_see_it() -> None:
     tx, _rx = open_broadcast_channel(4)
     tx.subscribe()

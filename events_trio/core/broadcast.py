@@ -9,7 +9,11 @@ Semantics (tokio ``sync::broadcast``):
   (with the number it lost) on its next receive, then continues from the
   oldest retained message;
 * when every sender is closed, receivers drain what is left and then get
-  :class:`trio.EndOfChannel`.
+  :class:`trio.EndOfChannel`;
+* a message is dropped once every receiver has taken it (as tokio drops a
+  value once every receiver has seen it), so a caught-up channel holds
+  nothing: ``capacity`` bounds what slow receivers can fall behind by, not
+  what the channel keeps.
 
 The shape follows trio's own ``_channel.py``: one private state object,
 endpoints that implement ``trio.abc.SendChannel`` / ``trio.abc.ReceiveChannel``,
@@ -63,6 +67,8 @@ class _State(Generic[T]):
     open_senders: int = 0
     open_receivers: int = 0
     lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+    # The open receivers' cursors, to drop what all of them have taken.
+    receivers: set[BroadcastReceiver[T]] = field(default_factory=set)
 
     @property
     def closed(self) -> bool:
@@ -70,6 +76,13 @@ class _State(Generic[T]):
 
     def oldest_seq(self) -> int:
         return self.ring[0][0] if self.ring else self.next_seq
+
+    def drop_taken(self) -> None:
+        """Drop the messages every open receiver has taken."""
+        slowest = min((r.cursor for r in self.receivers), default=self.next_seq)
+        ring = self.ring
+        while ring and ring[0][0] < slowest:
+            ring.popleft()
 
 
 # A class rather than a function so that ``open_broadcast_channel[int](8)``
@@ -179,6 +192,12 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         # created while someone waits, so the hot path pays one ``is None``.
         self._caught_up: trio.Event | None = None
         state.open_receivers += 1
+        state.receivers.add(self)
+
+    @property
+    def cursor(self) -> int:
+        """The sequence number of the next message this receiver takes."""
+        return self._cursor
 
     def receive_nowait(self) -> T:
         """The next message, without waiting.
@@ -200,6 +219,8 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         if self._cursor < state.next_seq:
             value = state.ring[self._cursor - oldest][1]
             self._cursor += 1
+            if self._cursor - 1 == oldest:  # this receiver held the oldest message back
+                state.drop_taken()
             if self._caught_up is not None and self._cursor == state.next_seq:
                 self._caught_up.set()
             return value
@@ -259,8 +280,8 @@ class BroadcastReceiver(trio.abc.ReceiveChannel[T]):
         self._closed = True
         state = self._state
         state.open_receivers -= 1
-        if state.open_receivers == 0:
-            state.ring.clear()
+        state.receivers.discard(self)
+        state.drop_taken()
         if self._caught_up is not None:
             self._caught_up.set()
         # The lot is shared: other receivers' waiters find nothing new and park again.
