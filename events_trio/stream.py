@@ -5,13 +5,14 @@ whose ``data:`` is its JSON exactly as ``GET /api/events`` serves it. A
 client resumes after a disconnect with ``Last-Event-ID`` (browsers send it
 by themselves) or ``?since=``. Events a client can never get (evicted, or
 lost to broadcast lag) are announced as ``event: gap`` with
-``{"missed": n}``. An idle stream gets a comment every ``keepalive_s``;
+``{"missed": n}``. The response carries ``X-Events-Instance`` and
+``X-Events-Latest-Ms`` like ``GET /api/events``. An idle stream gets a comment every ``keepalive_s``;
 shutdown (the long-poll release) ends every stream at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -21,6 +22,7 @@ from quart_trio import QuartTrio
 from .buffer import EventBuffer
 from .events import encode
 from .hub import EventHub
+from .query import H_INSTANCE, H_LATEST
 from .sse import (
     CONTENT_TYPE,
     LAST_EVENT_ID,
@@ -92,9 +94,13 @@ async def buffer_frames(
         stats.open -= 1
 
 
-def stream_response(frames: AsyncIterator[bytes]) -> Response:
+def stream_response(
+    frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
+) -> Response:
     """The ``text/event-stream`` response for ``frames``, never cut by Quart's timeout."""
-    response = Response(frames, 200, STREAM_HEADERS, content_type=CONTENT_TYPE)
+    response = Response(
+        frames, 200, {**STREAM_HEADERS, **(headers or {})}, content_type=CONTENT_TYPE
+    )
     response.timeout = None  # a stream lives until the client or the server ends it
     return response
 
@@ -109,4 +115,6 @@ def register_stream(app: QuartTrio, hub: EventHub, keepalive_s: float, stats: St
     @app.get(STREAM_PATH)
     async def stream() -> Response:
         cursor = resume_cursor(request.headers.get(LAST_EVENT_ID), request.args.getlist("since"))
-        return stream_response(buffer_frames(hub, cursor, keepalive_s, stats))
+        # The instance lets a reader tell a restarted server (docs/protocol.md).
+        identity = {H_INSTANCE: hub.buffer.instance, H_LATEST: str(hub.buffer.latest_ms)}
+        return stream_response(buffer_frames(hub, cursor, keepalive_s, stats), identity)

@@ -2,8 +2,9 @@
 
 * :class:`FakeProject` — an in-process project server behind
   ``httpx.MockTransport`` (the true outside edge of the poller): long-polls
-  like ours, or behaves like the Rust original (``rust=True``: ignores
-  ``wait``, sends no ``X-Events-*`` headers).
+  like ours without the event stream (``/api/events/stream`` answers 404,
+  so pollers use ``/api/events``), or behaves like the Rust original
+  (``rust=True``: ignores ``wait``, sends no ``X-Events-*`` headers).
 * :class:`InlineLog` — the SQLite log on ``:memory:`` run inline (no worker
   thread), so MockClock's autojump never races a thread.
 """
@@ -81,7 +82,8 @@ class FakeProject:
         rust: Behave like the Rust original.
         fail_with: When set, answer every request this way (status or exception).
         missed: Value of ``X-Events-Missed`` (long-poll mode).
-        requests: Trio time and ``since`` of every request.
+        requests: Trio time and ``since`` of every ``/api/events`` request.
+        stream_requests: How many times ``/api/events/stream`` was asked for.
     """
 
     events: list[StoredEvent] = field(default_factory=list)
@@ -92,6 +94,7 @@ class FakeProject:
     missed: int = 0
     extra_raw: list[bytes] = field(default_factory=list)
     requests: list[tuple[float, int]] = field(default_factory=list)
+    stream_requests: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def publish(self, event: StoredEvent) -> None:
@@ -112,6 +115,9 @@ class FakeProject:
         return httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stream"):
+            self.stream_requests += 1
+            return httpx.Response(404, json={"error": "not_found", "message": "no stream"})
         since = int(request.url.params.get("since", "0"))
         wait = float(request.url.params.get("wait", "0"))
         self.requests.append((trio.current_time(), since))
