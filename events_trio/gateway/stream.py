@@ -28,7 +28,8 @@ from ..sse import (
     retry_frame,
 )
 from ..stream import STREAM_PATH, StreamStats, stream_response
-from .store import EventLog, Page
+from .records import Page
+from .store import EventLog
 from .tracker import MAX_STAMP_MS
 
 #: Log entries read per step; a client far behind catches up in pages this size.

@@ -44,10 +44,16 @@ class ManualClockMs:
 
 
 class InlineLog(SqliteLog):
-    """:class:`SqliteLog` on an in-memory database, called without threads."""
+    """:class:`SqliteLog` on an in-memory database, called without threads.
 
-    def __init__(self, clock_ms: Callable[[], int] = lambda: BASE_MS) -> None:
-        super().__init__(SqliteCore(Path(":memory:"), clock_ms))
+    The group commit window is 0 unless asked (``window_s``), so the exact
+    virtual times the poller tests assert are not shifted by it.
+    """
+
+    def __init__(
+        self, clock_ms: Callable[[], int] = lambda: BASE_MS, *, window_s: float = 0.0
+    ) -> None:
+        super().__init__(SqliteCore(Path(":memory:"), clock_ms), window_s=window_s)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         await trio.lowlevel.checkpoint()
