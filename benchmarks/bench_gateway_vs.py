@@ -42,7 +42,12 @@ from .procs import CpuMeter, Gateway, JsonlTail, SimServers, cpu_s, percentile, 
 
 BASELINE_COMMIT: Final = "27ad2d3162bed98885b8a5213068b3d6e2765582"
 ROOT: Final = Path(__file__).resolve().parent.parent
-CACHE: Final = Path(__file__).parent / "results" / f"baseline-{BASELINE_COMMIT[:12]}"
+#: Outside the repository, so linters and test discovery never see its copy.
+CACHE: Final = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    / "events-trio-bench"
+    / f"baseline-{BASELINE_COMMIT[:12]}"
+)
 GATEWAY_CPUS: Final = {0}
 LOAD_CPUS: Final = {1}
 

@@ -325,14 +325,18 @@ class SqliteLog:
 
     async def prune(self, keep: int, max_age_s: float) -> int:
         """Apply retention; returns how many entries were deleted."""
+        await self.group.flush()  # an idle gateway's last sink offsets, once a minute
         deleted = await self._run(partial(self.core.prune, keep, max_age_s))
         if deleted:
             self.tail.reset(self.core.last_seq)  # it may hold deleted entries
         return deleted
 
     async def aclose(self) -> None:
-        """Close the database."""
-        await self._run(self.core.close)
+        """Write the sink offsets still waiting, then close the database."""
+        try:
+            await self.group.flush()
+        finally:
+            await self._run(self.core.close)
 
 
 async def open_sqlite_log(state_dir: Path, clock_ms: ClockMs = wall_clock_ms) -> SqliteLog:

@@ -1,8 +1,10 @@
 """Group commit: what every project delivered within a short window, in one transaction.
 
 Operations: :meth:`GroupCommit.append` (a project's records and its new
-position) and :meth:`GroupCommit.commit_offset` (a sink's offset) join the
-open group and return once it is committed.
+position) joins the open group and returns once it is committed;
+:meth:`GroupCommit.commit_offset` (a sink's offset) rides with the open
+group or the next one; :meth:`GroupCommit.flush` writes offsets still
+waiting.
 
 Goals: one SQLite transaction (one worker-thread round trip, one WAL
 write) for everything that arrives within ``window_s`` or up to
@@ -35,7 +37,7 @@ from .tracker import Position
 T = TypeVar("T")
 
 #: Longest a caller waits for others to join its group (the latency cost).
-DEFAULT_WINDOW_S: Final = 0.005
+DEFAULT_WINDOW_S: Final = 0.01
 #: A group this large is committed without waiting out the window.
 DEFAULT_MAX_ITEMS: Final = 1000
 
@@ -103,6 +105,7 @@ class GroupCommit:
         self.window_s = window_s
         self.max_items = max_items
         self._open: _Group | None = None
+        self._pending: dict[str, int] = {}
         #: Transactions committed (for tests and metrics).
         self.groups = 0
 
@@ -120,10 +123,27 @@ class GroupCommit:
         return (await self._settle(group, leader))[index]
 
     async def commit_offset(self, sink: str, offset: int) -> None:
-        """Persist ``sink``'s offset in the next group commit."""
-        group, leader = self._join()
+        """Persist ``sink``'s offset with the next group commit.
+
+        An offset opens no transaction of its own: it joins the open group
+        (and waits for it), or, with none open, rides with the next one (or
+        :meth:`flush`). A sink delivers right after each group commit, so
+        its offset is written with the next group: after a kill -9 it is
+        handed again at most what was delivered since (the batch in flight).
+        """
+        if self._open is None:
+            self._pending[sink] = offset
+            await trio.lowlevel.checkpoint()
+            return
+        group = self._open
         group.offsets[sink] = offset
-        await self._settle(group, leader)
+        await self._settle(group, False)
+
+    async def flush(self) -> None:
+        """Commit offsets still waiting for a group (at shutdown, and before retention)."""
+        if self._pending and self._open is None:
+            group, leader = self._join()
+            await self._settle(group, leader, window_s=0.0)
 
     def _join(self) -> tuple[_Group, bool]:
         if self._open is not None:
@@ -131,30 +151,37 @@ class GroupCommit:
         self._open = _Group()
         return self._open, True
 
-    async def _settle(self, group: _Group, leader: bool) -> list[list[LogEntry]]:
+    async def _settle(
+        self, group: _Group, leader: bool, *, window_s: float | None = None
+    ) -> list[list[LogEntry]]:
         if group.size >= self.max_items:
             group.full.set()
             if self._open is group:
                 self._open = None  # newcomers start the next group
         with trio.CancelScope(shield=True):
             if leader:
-                await self._lead(group)
+                await self._lead(group, self.window_s if window_s is None else window_s)
             else:
                 await group.done.wait()
         if group.error is not None:
             raise group.error
         return group.result
 
-    async def _lead(self, group: _Group) -> None:
-        with trio.move_on_after(self.window_s):
+    async def _lead(self, group: _Group, window_s: float) -> None:
+        with trio.move_on_after(window_s):
             await group.full.wait()
         if self._open is group:
             self._open = None
+        # Offsets given while no group was open ride with this one (older first).
+        group.offsets = {**self._pending, **group.offsets}
+        self._pending = {}
         try:
             commit = partial(self._writer.append_group, group.items, list(group.offsets.items()))
             group.result = await self._run(commit)
         except Exception as error:  # noqa: BLE001 -- every member gets the store's error
             group.error = error
+            # Not written: kept for the next group (newer ones given since win).
+            self._pending = {**group.offsets, **self._pending}
         else:
             self.groups += 1
             self._committed([entry for entries in group.result for entry in entries])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
 from events_trio.gateway.records import Incoming, LogEntry, Notice
+from events_trio.gateway.store import open_sqlite_log
 from events_trio.gateway.tracker import Position
 
 from .helpers import BASE_MS, InlineLog, failure
@@ -78,10 +80,15 @@ async def test_sink_offsets_ride_in_the_same_transaction(
 ) -> None:
     log = InlineLog(window_s=WINDOW_S)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(log.commit, "console", BASE_MS)
         nursery.start_soon(log.append, "p", [event("1_story_p", 7)], Position("i", 7))
+        nursery.start_soon(log.commit, "console", BASE_MS)  # joins the open group
     assert log.group.groups == 1
     assert log.core.sink_offset("console") == BASE_MS
+    await log.commit("console", BASE_MS + 1)  # no group open: opens none
+    assert (log.group.groups, log.core.sink_offset("console")) == (1, BASE_MS)
+    await log.append("p", [event("2_story_p", 8)], Position("i", 8))  # rides with this one
+    assert log.group.groups == 2
+    assert log.core.sink_offset("console") == BASE_MS + 1
 
 
 async def test_reads_at_the_head_come_from_memory_and_match_sqlite(
@@ -122,3 +129,15 @@ async def test_a_reader_behind_the_tail_pages_through_sqlite(
     assert log.tail.read(0, 100) is None
     page = await log.read(0, 100)
     assert [e.project_ts for e in page.entries] == list(range(1, 11))
+
+
+async def test_offsets_waiting_for_a_group_are_written_at_close(tmp_path: Path) -> None:
+    log = await open_sqlite_log(tmp_path)
+    assert await log.sink_offset("console") == 0
+    await log.commit("console", BASE_MS)  # no group open: waits for one
+    await log.aclose()
+    reopened = await open_sqlite_log(tmp_path)
+    try:
+        assert await reopened.sink_offset("console") == BASE_MS
+    finally:
+        await reopened.aclose()
