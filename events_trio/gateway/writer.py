@@ -2,9 +2,9 @@
 
 Operations: :meth:`GroupCommit.append` (a project's records and its new
 position) joins the open group and returns once it is committed;
-:meth:`GroupCommit.commit_offset` (a sink's offset) rides with the open
-group or the next one; :meth:`GroupCommit.flush` writes offsets still
-waiting.
+:meth:`GroupCommit.commit_offset` (a sink's offset) rides with the group
+being gathered or the next one, without waiting; :meth:`GroupCommit.flush`
+writes offsets still waiting.
 
 Goals: one SQLite transaction (one worker-thread round trip, one WAL
 write) for everything that arrives within ``window_s`` or up to
@@ -88,6 +88,8 @@ class GroupCommit:
         committed: Called with every group's entries, in log order, once committed.
         window_s: Longest wait for a group to fill.
         max_items: Items that close a group at once.
+        after: Awaited by the leader after each good commit, once its group
+            has its result (upkeep such as checkpoints: nobody waits for it).
     """
 
     def __init__(
@@ -98,7 +100,9 @@ class GroupCommit:
         *,
         window_s: float = DEFAULT_WINDOW_S,
         max_items: int = DEFAULT_MAX_ITEMS,
+        after: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._after = after
         self._writer = writer
         self._run = run
         self._committed = committed
@@ -123,21 +127,16 @@ class GroupCommit:
         return (await self._settle(group, leader))[index]
 
     async def commit_offset(self, sink: str, offset: int) -> None:
-        """Persist ``sink``'s offset with the next group commit.
+        """Persist ``sink``'s offset with the next group commit (never waits for it).
 
-        An offset opens no transaction of its own: it joins the open group
-        (and waits for it), or, with none open, rides with the next one (or
-        :meth:`flush`). A sink delivers right after each group commit, so
-        its offset is written with the next group: after a kill -9 it is
-        handed again at most what was delivered since (the batch in flight).
+        An offset opens no transaction of its own and holds nobody up: it
+        rides with the group being gathered, or the next one (or
+        :meth:`flush`). A sink delivers right after each group commit, so its
+        offset is written with the next group: after a kill -9 it is handed
+        again at most what was delivered since (the batch in flight).
         """
-        if self._open is None:
-            self._pending[sink] = offset
-            await trio.lowlevel.checkpoint()
-            return
-        group = self._open
-        group.offsets[sink] = offset
-        await self._settle(group, False)
+        self._pending[sink] = offset
+        await trio.lowlevel.checkpoint()
 
     async def flush(self) -> None:
         """Commit offsets still waiting for a group (at shutdown, and before retention)."""
@@ -187,3 +186,5 @@ class GroupCommit:
             self._committed([entry for entries in group.result for entry in entries])
         finally:
             group.done.set()
+        if group.error is None and self._after is not None:
+            await self._after()

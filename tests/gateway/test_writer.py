@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from events_trio.gateway.records import Incoming, LogEntry, Notice
-from events_trio.gateway.store import open_sqlite_log
+from events_trio.gateway.store import CHECKPOINT_EVERY_GROUPS, DB_FILENAME, open_sqlite_log
 from events_trio.gateway.tracker import Position
 
 from .helpers import BASE_MS, InlineLog, failure
@@ -75,20 +75,20 @@ async def test_failing_group_fails_every_member_and_keeps_none_of_it(
     assert [e.project for e in log.entries()] == ["good"]
 
 
-async def test_sink_offsets_ride_in_the_same_transaction(
+async def test_sink_offsets_ride_with_the_next_group_without_waiting(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log = InlineLog(window_s=WINDOW_S)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(log.append, "p", [event("1_story_p", 7)], Position("i", 7))
-        nursery.start_soon(log.commit, "console", BASE_MS)  # joins the open group
+    await log.commit("console", BASE_MS)  # returns at once, opens no transaction
+    assert (trio.current_time(), log.group.groups) == (0.0, 0)
+    await log.append("p", [event("1_story_p", 7)], Position("i", 7))  # rides with this one
     assert log.group.groups == 1
     assert log.core.sink_offset("console") == BASE_MS
-    await log.commit("console", BASE_MS + 1)  # no group open: opens none
-    assert (log.group.groups, log.core.sink_offset("console")) == (1, BASE_MS)
-    await log.append("p", [event("2_story_p", 8)], Position("i", 8))  # rides with this one
-    assert log.group.groups == 2
-    assert log.core.sink_offset("console") == BASE_MS + 1
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(log.append, "p", [event("2_story_p", 8)], Position("i", 8))
+        await trio.testing.wait_all_tasks_blocked()  # the group is gathering
+        await log.commit("console", BASE_MS + 1)  # joins it
+    assert (log.group.groups, log.core.sink_offset("console")) == (2, BASE_MS + 1)
 
 
 async def test_reads_at_the_head_come_from_memory_and_match_sqlite(
@@ -141,3 +141,26 @@ async def test_offsets_waiting_for_a_group_are_written_at_close(tmp_path: Path) 
         assert await reopened.sink_offset("console") == BASE_MS
     finally:
         await reopened.aclose()
+
+
+async def test_group_commits_reach_the_database_file_by_checkpoint(tmp_path: Path) -> None:
+    def in_database_file() -> int:
+        # immutable=1 reads the database file alone, ignoring the WAL.
+        db = sqlite3.connect(f"file:{tmp_path / DB_FILENAME}?immutable=1", uri=True)
+        try:
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'log'")
+            if not tables.fetchone()[0]:
+                return 0  # even the schema is still in the WAL
+            return int(db.execute("SELECT count(*) FROM log").fetchone()[0])
+        finally:
+            db.close()
+
+    log = await open_sqlite_log(tmp_path)
+    try:
+        for n in range(CHECKPOINT_EVERY_GROUPS - 1):
+            await log.append("p", [event(f"{n}_story_p", n + 1)], Position("i", n + 1))
+        assert in_database_file() == 0  # commits only wrote the WAL
+        await log.append("p", [event("last_story_p", 999)], Position("i", 999))
+        assert in_database_file() == CHECKPOINT_EVERY_GROUPS  # checkpointed while open
+    finally:
+        await log.aclose()
