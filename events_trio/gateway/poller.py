@@ -232,8 +232,8 @@ class Poller:
         """Append ``records`` with ``position``; a recovered notice first after an outage."""
         if self._down_since is not None:
             records = (self._recovered_notice(), *records)
-            self._down_since = None
         entries = await self.log_store.append(self.project.name, records, position)
+        self._down_since = None  # only once the notice is in the log
         self.status.events_received += sum(entry.kind == "event" for entry in entries)
         return entries
 
