@@ -100,6 +100,26 @@ async def test_stream_cut_mid_frame_resumes_from_the_cursor(tmp_path: Path) -> N
     assert len(proxy.stream_requests) == 2
 
 
+async def test_events_evicted_while_the_gateway_was_away_give_one_exact_gap_notice(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    async with run_project(server_config(capacity=5)) as server:
+        config = gateway_config(tmp_path, billing=server.url)
+        async with gateway(config, out) as running:
+            await all_up(running)
+            await until(lambda: running.pollers[0].status.mode == "stream")
+            expected = publish(server, "billing", range(2))
+            await until(count_is(out, "billing", 2))
+        publish(server, "billing", range(2, 17))  # 15 while away: only the last 5 stay
+        async with gateway(config, out) as running:
+            await until(count_is(out, "billing", 7))
+            assert running.pollers[0].status.mode == "stream"
+    assert delivered(out, "billing") == expected + [f"{n}_story_billing" for n in range(12, 17)]
+    messages = [line["message"] for line in lines(out) if line["type"] == "gateway_notice"]
+    assert messages == ["10 events missed from billing"]
+
+
 async def test_server_without_the_stream_is_long_polled(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     async with (
