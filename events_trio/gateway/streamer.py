@@ -26,6 +26,7 @@ from ..stream import STREAM_PATH
 from .config import ProjectConfig
 from .errors import ProjectUnreachable
 from .records import Incoming
+from .sse_connection import STREAM_EXTENSION
 from .tracker import Position
 from .transports.records import StreamStep
 from .transports.stream_protocol import StreamProtocol
@@ -67,7 +68,10 @@ def stream_request(client: httpx.AsyncClient, project: ProjectConfig, cursor: in
         headers["Authorization"] = f"Bearer {project.token}"
     # timeout=None: the open is bounded by trio.fail_after, the body by the idle deadline.
     url = f"{project.url}{STREAM_PATH}"
-    return client.build_request("GET", url, headers=headers, timeout=None)
+    # The extension: a connection of its own, read lean (sse_connection.py).
+    return client.build_request(
+        "GET", url, headers=headers, timeout=None, extensions={STREAM_EXTENSION: True}
+    )
 
 
 @dataclass(slots=True)
