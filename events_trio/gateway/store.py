@@ -25,6 +25,7 @@ also the ``timestamp_ms`` the gateway's ``/api/events`` serves.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from .watch import LogWatch
 from .writer import DEFAULT_WINDOW_S, AppendItem, GroupCommit
 
 T = TypeVar("T")
+log = logging.getLogger("events_trio.gateway.store")
 
 DB_FILENAME: Final = "gateway.sqlite3"
 #: The WAL is copied into the database every this many group commits.
@@ -326,7 +328,11 @@ class SqliteLog:
         self._groups_since_checkpoint += 1
         if self._groups_since_checkpoint >= CHECKPOINT_EVERY_GROUPS:
             self._groups_since_checkpoint = 0
-            await trio.to_thread.run_sync(self.core.checkpoint)
+            try:
+                await trio.to_thread.run_sync(self.core.checkpoint)
+            except sqlite3.Error as error:
+                # Nothing is lost (the WAL keeps every commit): the next one retries.
+                log.error("cannot checkpoint the state store: %s", error)
 
     def _committed(self, entries: list[LogEntry]) -> None:
         self.tail.extend(entries, self.core.last_seq)

@@ -14,6 +14,7 @@ past it is dropped and reconnected from the cursor.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -119,15 +120,18 @@ class StreamReader:
         """Read and append until the connection ends; then flush what is queued.
 
         Raises:
-            sqlite3.Error: an append failed (the reader is cancelled with it).
+            sqlite3.Error: an append failed (the reader is stopped with it).
         """
+        failed: list[sqlite3.Error] = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._append_loop)
+            nursery.start_soon(self._append_loop, failed, nursery.cancel_scope)
             try:
                 await self._read()
             finally:
                 self._done = True
                 self._queued.set()
+        if failed:
+            raise failed[0]  # plain, not inside an exception group
         return self.outcome
 
     async def _read(self) -> None:
@@ -156,7 +160,7 @@ class StreamReader:
             return False
         return True
 
-    async def _append_loop(self) -> None:
+    async def _append_loop(self, failed: list[sqlite3.Error], scope: trio.CancelScope) -> None:
         while True:
             if not self._dirty:
                 if self._done:
@@ -165,7 +169,12 @@ class StreamReader:
                 self._queued = trio.Event()
                 continue
             batch, self._batch, self._dirty = self._batch, Batch(), False
-            await self.append(batch)
+            try:
+                await self.append(batch)
+            except sqlite3.Error as error:
+                failed.append(error)
+                scope.cancel()
+                return
 
 
 def unreachable(error: httpx.HTTPError) -> ProjectUnreachable:

@@ -22,11 +22,12 @@ import trio
 
 from events_trio.events import MergeFailure
 from events_trio.gateway.store import DB_FILENAME
+from events_trio.server import RunningServer, run_server
 from tests.support import EVENTS_TRIO, CliProcess
 
 from .helpers import until
 from .test_e2e import lines
-from .test_stream_mode import run_project
+from .test_stream_mode import server_config
 
 PROJECTS: Final = 50
 ROUNDS: Final = 40
@@ -73,8 +74,13 @@ def in_project_order(found: list[str]) -> bool:
 
 async def test_kill_9_mid_burst_leaves_every_event_once_in_log_and_jsonl(tmp_path: Path) -> None:
     out, state, config = tmp_path / "out.jsonl", tmp_path / "state", tmp_path / "gateway.toml"
-    async with AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(run_project()) for _ in range(PROJECTS)]
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        # One nursery for all 50 (not 50 nested ones): a failure stays readable.
+        servers: list[RunningServer] = [
+            await nursery.start(run_server, server_config()) for _ in range(PROJECTS)
+        ]
+        for server in servers:
+            stack.callback(server.shutdown)
         config.write_text(
             "".join(f'[[project]]\nname = "p{i}"\nurl = "{s.url}"\n' for i, s in enumerate(servers))
         )

@@ -14,6 +14,7 @@ from events_trio.query import H_INSTANCE, H_LATEST
 from events_trio.sse import comment_frame, event_frame, retry_frame
 
 from .helpers import BASE_MS, FakeProject, InlineLog, failure, make_poller
+from .test_disk_full import DISK_FULL, RefusingLog
 
 
 def stream_server(
@@ -76,3 +77,22 @@ async def test_keep_alive_comments_hold_a_quiet_stream_open(
     assert opens == [0.0]
     assert poller.status.last_error is None
     assert fake.requests == []  # no request per event, none while idle
+
+
+async def test_store_refusing_a_streamed_event_is_retried_from_the_cursor(
+    autojump_clock: trio.testing.MockClock, fake: FakeProject, nursery: trio.Nursery
+) -> None:
+    refusing = RefusingLog()
+    refusing.refusal = DISK_FULL
+    transport, opens = stream_server(fake, keepalive_s=15.0)
+    async with httpx.AsyncClient(transport=transport) as http:
+        poller = make_poller(refusing, http, position=Position(fake.instance, BASE_MS))
+        nursery.start_soon(poller.run)
+        await trio.sleep(0.5)
+        stored_error = poller.status.last_error
+        refusing.refusal = None
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    assert stored_error == f"state store: {DISK_FULL}"
+    assert opens == [0.0, 1.0]  # reconnected from the cursor after 1 s of backoff
+    assert refusing.texts() == ["1_story_s"]
