@@ -23,6 +23,7 @@ BENCHMARKS: Final = (
     "bench_move",
     "bench_memory",
     "bench_gateway",
+    "bench_gateway_vs",
     "bench_scale",
 )
 RESULTS: Final = Path(__file__).parent / "results" / "latest.json"

@@ -60,15 +60,28 @@ class CpuMeter:
         return 100 * (cpu_s(self.pid) - self._cpu) / (time.monotonic() - self._wall)
 
 
-class SimServers:
-    """``python -m benchmarks.sim_servers COUNT`` as a context manager."""
+def pinned(cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` that pins the child (every thread it starts) to ``cpus``."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
-    def __init__(self, count: int) -> None:
+
+class SimServers:
+    """``python -m benchmarks.sim_servers COUNT`` as a context manager.
+
+    Args:
+        count: Simulated project servers.
+        cpus: CPUs the process is pinned to (``None``: not pinned).
+    """
+
+    def __init__(self, count: int, cpus: set[int] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.sim_servers", str(count)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=pinned(cpus),  # noqa: PLW1509 -- one sched_setaffinity call
         )
         self.urls: list[str] = self._read()["urls"]
         assert len(self.urls) == count
@@ -118,12 +131,25 @@ class Gateway:
         projects: (name, url) pairs.
         workdir: Where the config file and the state directory go.
         tag: Distinguishes several gateways in one ``workdir``.
+        exe: The ``events-trio`` to run (default: this environment's).
+        sinks: ``--sink`` values (default: the console, read by :meth:`collect`).
+        cpus: CPUs the gateway is pinned to (``None``: not pinned).
     """
 
-    def __init__(self, projects: list[tuple[str, str]], workdir: Path, tag: str) -> None:
+    def __init__(
+        self,
+        projects: list[tuple[str, str]],
+        workdir: Path,
+        tag: str,
+        *,
+        exe: Path | None = None,
+        sinks: tuple[str, ...] = ("console",),
+        cpus: set[int] | None = None,
+    ) -> None:
         config = workdir / f"gateway-{tag}.toml"
         config.write_text("".join(f'[[project]]\nname = "{n}"\nurl = "{u}"\n' for n, u in projects))
-        exe = Path(sys.executable).parent / "events-trio"
+        exe = exe or Path(sys.executable).parent / "events-trio"
+        sink_args = [arg for sink in sinks for arg in ("--sink", sink)]
         self.proc = subprocess.Popen(
             [
                 *shlex.split(os.environ.get("BENCH_GATEWAY_WRAP", "")),
@@ -135,14 +161,14 @@ class Gateway:
                 "0",
                 "--state-dir",
                 str(workdir / f"state-{tag}"),
-                "--sink",
-                "console",
+                *sink_args,
                 "--log-level",
                 "info",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=pinned(cpus),  # noqa: PLW1509 -- one sched_setaffinity call
         )
         self.count = len(projects)
         #: (time_ns when read, line without newline), in order.
@@ -170,7 +196,7 @@ class Gateway:
                 self._url.put(match.group(1))
 
     def wait_up(self, mode: str, timeout_s: float = 120.0) -> None:
-        """Wait until every project is up and polled in ``mode`` (``long-poll``/``interval``)."""
+        """Wait until every project is up and read in ``mode`` (``stream``, ``long-poll``, ...)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -196,6 +222,8 @@ class Gateway:
 
     def stop(self) -> None:
         """SIGTERM and wait (kill after 30 s)."""
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -210,3 +238,52 @@ class Gateway:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class JsonlTail:
+    """Reads lines appended to a JSON-lines file as they are written, stamped ``time_ns``.
+
+    A thread polls the file every ``poll_s`` (the stamp is late by up to that).
+    """
+
+    def __init__(self, path: Path, poll_s: float = 0.002) -> None:
+        self.path = path
+        self.poll_s = poll_s
+        self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self.path.exists() and not self._stop.is_set():
+            time.sleep(self.poll_s)
+        if self._stop.is_set():
+            return
+        pending = b""
+        with self.path.open("rb") as file:
+            while not self._stop.is_set():
+                data = file.read()
+                if not data:
+                    time.sleep(self.poll_s)
+                    continue
+                now = time.time_ns()
+                pending += data
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    self.lines.put((now, line.decode()))
+
+    def collect(self, count: int, timeout_s: float) -> list[tuple[int, str]]:
+        """Up to ``count`` lines, waiting at most ``timeout_s`` in all."""
+        deadline = time.monotonic() + timeout_s
+        got: list[tuple[int, str]] = []
+        while len(got) < count:
+            try:
+                got.append(self.lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return got
+
+    def close(self) -> None:
+        """Stop following."""
+        self._stop.set()
+        self._thread.join(5)

@@ -1,8 +1,10 @@
-"""The gateway: poll every project server, merge into one durable log, deliver to chat.
+"""The gateway: read every project server, merge into one durable log, deliver to chat.
 
 Data flows one way::
 
-    config -> Poller (per project) -> tracker (sans-IO) -> EventLog (SQLite)
+    config -> Poller (per project; stream, long-poll or interval, transports/)
+           -> StreamProtocol / tracker (sans-IO) -> group commit (writer.py)
+           -> EventLog (SQLite; newest entries in memory, tail.py)
            -> SinkRunner (per sink) -> console / JSON lines / webhook / Apprise
            -> gateway HTTP API (GET /api/events, /api/projects, /healthz)
 """

@@ -1,11 +1,16 @@
-"""One poller per project: fetch, interpret, append durably, pace the next poll.
+"""One poller per project: stream or poll, interpret, append durably, pace.
 
-The loop, for each project::
+The loop, for each project, in the mode detected for it
+(transports/modes.py)::
 
-    GET {url}/api/events?since={cursor}&wait={s}
-      -> interpret (tracker.py, sans-IO)
-      -> append events + new position in one transaction (store.py)
-      -> long-polling server: poll again at once; otherwise sleep the interval
+    stream:     GET {url}/api/events/stream   (Last-Event-ID: {cursor})
+                  -> each chunk fed to StreamProtocol (sans-IO)
+                  -> events + new position appended (streamer.py)
+    long-poll / interval:
+                GET {url}/api/events?since={cursor}&wait={s}
+                  -> interpret (tracker.py, sans-IO)
+                  -> append events + new position in one transaction (store.py)
+                  -> long-polling server: poll again at once; otherwise sleep
 
 Failures (refused, timeout, 5xx, bad body) back off exponentially with
 jitter; after ``DOWN_AFTER_FAILURES`` in a row the project is declared down
@@ -29,10 +34,14 @@ import trio
 from .backoff import Backoff
 from .config import GatewayConfig, ProjectConfig
 from .errors import BadResponse, ProjectError, ProjectUnreachable
-from .records import Incoming, Notice
+from .records import Incoming, LogEntry, Notice
 from .status import ProjectStatus
 from .store import EventLog
+from .streamer import DEFAULT_IDLE_DEADLINE_S, Batch, StreamReader, stream_request
 from .tracker import PollResponse, PollResult, Position, interpret
+from .transports.modes import ModeChoice
+from .transports.records import NoStream
+from .transports.stream_protocol import StreamProtocol
 
 log = logging.getLogger("events_trio.gateway.poller")
 
@@ -56,6 +65,7 @@ class PollerSettings:
         backoff_initial_s: First retry delay after a failure.
         backoff_max_s: Cap of the retry delay.
         replay: A new project starts from its whole buffer.
+        idle_s: A stream silent this long (no event, no keep-alive) is reconnected.
     """
 
     interval_s: float
@@ -64,6 +74,7 @@ class PollerSettings:
     backoff_initial_s: float
     backoff_max_s: float
     replay: bool = False
+    idle_s: float = DEFAULT_IDLE_DEADLINE_S
 
     @classmethod
     def for_project(cls, config: GatewayConfig, project: ProjectConfig) -> PollerSettings:
@@ -120,12 +131,128 @@ class Poller:
         # Paces restarts in a row (an instance that changes on every answer).
         self._restarts_in_row = 0
         self._restart_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
+        self.modes = ModeChoice()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Poll until cancelled; the first request goes out at once."""
+        """Stream or poll until cancelled; the first request goes out at once."""
         task_status.started()
         while True:
-            await self.poll_once()
+            if self.modes.next_transport(has_position=self.position is not None) == "stream":
+                await self.stream_once()
+            else:
+                await self.poll_once()
+
+    # -- stream mode -------------------------------------------------------
+
+    async def stream_once(self) -> None:
+        """One stream connection, read until it ends, and the pause before the next."""
+        assert self.position is not None, "a new project is polled first"
+        started = trio.current_time()
+        protocol = StreamProtocol(self.position, project=self.project.name)
+        try:
+            response = await self._open_stream()
+        except ProjectError as error:
+            await self._failed(error)
+            return
+        try:
+            await self._follow(response, protocol, started)
+        except sqlite3.Error as error:
+            await self._store_failed(error)
+        finally:
+            with trio.CancelScope(shield=True) as closing:
+                closing.deadline = trio.current_time() + 1.0
+                await response.aclose()
+
+    async def _open_stream(self) -> httpx.Response:
+        assert self.position is not None
+        request = stream_request(self.client, self.project, self.position.cursor)
+        limit_s = self.settings.timeout_s
+        try:
+            with trio.fail_after(limit_s):
+                return await self.client.send(request, stream=True)
+        except trio.TooSlowError:
+            raise ProjectUnreachable(f"no answer within {limit_s:g} s") from None
+        except httpx.TransportError as error:
+            raise ProjectUnreachable(_describe(error)) from None
+        except httpx.HTTPError as error:
+            raise BadResponse(_describe(error)) from None
+
+    async def _follow(
+        self, response: httpx.Response, protocol: StreamProtocol, started: float
+    ) -> None:
+        try:
+            opened = protocol.open(response.status_code, response.headers)
+        except NoStream as why:
+            log.info("[%s] %s: polling /api/events", self.project.name, why)
+            self.modes.stream_refused()
+            return
+        except BadResponse as error:
+            await self._failed(error)
+            return
+        await self._stream_up(Batch(list(opened.records), opened.position))
+        if opened.reconnect:
+            await self._pace_restart()
+            return
+        self._restarts_in_row = 0
+        self._restart_backoff.reset()
+        outcome = await StreamReader(
+            response, protocol, self._append_batch, self.settings.idle_s
+        ).run()
+        if outcome.error is not None:
+            await self._failed(ProjectUnreachable(outcome.error))
+        elif not outcome.delivered:
+            # Ended by the server at once: no busy loop of reconnects.
+            await trio.sleep_until(started + MIN_EMPTY_LONG_POLL_S)
+
+    async def _stream_up(self, batch: Batch) -> None:
+        """The stream opened: the project is up (one recovered notice after an outage)."""
+        if batch.records or self._down_since is not None or batch.position != self.position:
+            await self._append_batch(batch)
+        self._down_since = None
+        self._failures_in_row = 0
+        self.backoff.reset()
+        status = self.status
+        status.state, status.last_error, status.mode = "up", None, "stream"
+        status.polls += 1
+
+    async def _append_batch(self, batch: Batch) -> None:
+        position = batch.position or self.position
+        await self._persist(tuple(batch.records), position)
+        self.position = position
+        status = self.status
+        if position is not None:
+            status.cursor = position.cursor
+        if batch.newest_event_ms is not None:
+            status.last_event_ms = batch.newest_event_ms
+        self._skipped(batch.skipped_unknown)
+
+    async def _persist(
+        self, records: tuple[Incoming, ...], position: Position | None
+    ) -> list[LogEntry]:
+        """Append ``records`` with ``position``; a recovered notice first after an outage."""
+        if self._down_since is not None:
+            records = (self._recovered_notice(), *records)
+        entries = await self.log_store.append(self.project.name, records, position)
+        self._down_since = None  # only once the notice is in the log
+        self.status.events_received += sum(entry.kind == "event" for entry in entries)
+        return entries
+
+    async def _store_failed(self, error: sqlite3.Error) -> None:
+        # Nothing acknowledged, cursor unchanged: the next connection re-reads.
+        log.error("[%s] cannot write the state store: %s", self.project.name, error)
+        self.status.last_error = f"state store: {error}"
+        await trio.sleep(self.backoff.next_delay())
+
+    async def _pace_restart(self) -> None:
+        self._restarts_in_row += 1
+        if self._restarts_in_row > 1:
+            # Restarted again at once: the instance changes on every answer
+            # (two servers behind one URL?). Back off rather than spin
+            # re-reading and posting "restarted" notices.
+            log.warning("[%s] server instance keeps changing", self.project.name)
+            await trio.sleep(self._restart_backoff.next_delay())
+
+    # -- long-poll and interval modes --------------------------------------
 
     async def poll_once(self) -> None:
         """One request, its outcome appended, and the pause before the next."""
@@ -144,10 +271,7 @@ class Poller:
         try:
             await self._accept(result)
         except sqlite3.Error as error:
-            # Nothing acknowledged, cursor unchanged: the next poll re-reads.
-            log.error("[%s] cannot write the state store: %s", self.project.name, error)
-            self.status.last_error = f"state store: {error}"
-            await trio.sleep(self.backoff.next_delay())
+            await self._store_failed(error)
             return
         await self._pace(result, started, first)
 
@@ -192,15 +316,15 @@ class Poller:
     # -- outcomes ----------------------------------------------------------
 
     async def _accept(self, result: PollResult) -> None:
-        records = result.records
-        if self._down_since is not None:
-            records = (self._recovered_notice(), *records)
-        if records or result.position != self.position:
-            entries = await self.log_store.append(self.project.name, records, result.position)
-            self.status.events_received += sum(entry.kind == "event" for entry in entries)
+        recovered = self._down_since is not None
+        if result.records or recovered or result.position != self.position:
+            await self._persist(result.records, result.position)
         # else: an empty answer that moves nothing (every idle long-poll's end)
         # has nothing to persist; skipping the transaction saves a worker-thread
         # round trip and a WAL write per poll (most of an idle fleet's polls).
+        self.modes.polled(
+            long_poll=result.long_poll, restarted=result.restarted, recovered=recovered
+        )
         self._down_since = None
         self._failures_in_row = 0
         self.backoff.reset()
@@ -216,11 +340,12 @@ class Poller:
         status.polls += 1
         if result.newest_event_ms is not None:
             status.last_event_ms = result.newest_event_ms
-        if result.skipped_unknown:
-            status.skipped_unknown += result.skipped_unknown
-            log.info(
-                "[%s] skipped %d events of unknown type", self.project.name, result.skipped_unknown
-            )
+        self._skipped(result.skipped_unknown)
+
+    def _skipped(self, count: int) -> None:
+        if count:
+            self.status.skipped_unknown += count
+            log.info("[%s] skipped %d events of unknown type", self.project.name, count)
 
     def _recovered_notice(self) -> Incoming:
         down_s = trio.current_time() - (self._down_since or 0.0)
@@ -250,13 +375,7 @@ class Poller:
 
     async def _pace(self, result: PollResult, started: float, first: bool) -> None:
         if result.restarted:
-            self._restarts_in_row += 1
-            if self._restarts_in_row > 1:
-                # Restarted again at once: the instance changes on every answer
-                # (two servers behind one URL?). Back off rather than spin
-                # re-reading and posting "restarted" notices.
-                log.warning("[%s] server instance keeps changing", self.project.name)
-                await trio.sleep(self._restart_backoff.next_delay())
+            await self._pace_restart()
             return
         self._restarts_in_row = 0
         self._restart_backoff.reset()

@@ -90,6 +90,20 @@ class LogEntry:
         return _payload_decoder.decode(self.body)
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A read of the log.
+
+    Attributes:
+        entries: Entries after the offset asked for, oldest first.
+        covered_seq: Every entry up to this offset was considered (a client
+            may advance its cursor to it even when notices were left out).
+    """
+
+    entries: list[LogEntry]
+    covered_seq: int
+
+
 _payload_decoder: Final[msgspec.json.Decoder[LogPayload]] = msgspec.json.Decoder(LogPayload)
 _str_encoder: Final = msgspec.json.Encoder()
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 ProjectState: TypeAlias = Literal["up", "down", "unknown"]
-PollMode: TypeAlias = Literal["long-poll", "interval"]
+PollMode: TypeAlias = Literal["stream", "long-poll", "interval"]
 
 
 @dataclass(slots=True)
@@ -25,7 +25,8 @@ class ProjectStatus:
         cursor: Newest project stamp accepted (``None`` before the first poll).
         last_event_ms: Project stamp of the newest event delivered.
         last_error: The most recent failure, one line (``None`` once recovered).
-        mode: ``long-poll`` or ``interval``, detected from the server's headers.
+        mode: ``stream``, ``long-poll`` or ``interval``, detected per project
+            (transports/modes.py).
         skipped_unknown: Events of an unknown ``type`` skipped so far.
         polls: Successful polls.
         failures: Failed polls.

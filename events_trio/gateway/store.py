@@ -9,21 +9,26 @@ never half-applies an append (events without their cursor, or the reverse);
 a restarted gateway never appends the same project event twice (unique
 key: project, server instance, project stamp).
 
+Appends are group-committed (writer.py) and the newest entries are read
+from memory (tail.py).
+
 Plan: stdlib ``sqlite3`` in WAL mode with ``synchronous=NORMAL`` (a process
 crash loses no committed transaction; a power cut may roll back the last
 few, cursors together with their events). Calls run on one connection
-through ``trio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``, so they
-are serialised and never block the event loop. The log offset ``seq`` is
+behind a ``CapacityLimiter(1)``, so they are serialised: reads, retention
+and start-up in a worker thread (``trio.to_thread.run_sync``); group
+commits, which only append to the WAL, on the event loop; the WAL
+checkpoints, which fsync, in a worker thread on a connection of their own. The log offset ``seq`` is
 the gateway's own stamp, ``max(now_ms, last + 1)``: unique, increasing, and
 also the ``timestamp_ms`` the gateway's ``/api/events`` serves.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Final, Protocol, TypeVar
@@ -31,13 +36,24 @@ from typing import Final, Protocol, TypeVar
 import trio
 
 from ..core.clock import ClockMs, next_stamp, wall_clock_ms
-from .records import EntryKind, Incoming, LogEntry, encode_entry
+from .records import (
+    EntryKind,
+    Incoming,
+    LogEntry,
+    Page,
+    encode_entry,
+)
+from .tail import DEFAULT_TAIL_ENTRIES, LogTail
 from .tracker import Position
 from .watch import LogWatch
+from .writer import DEFAULT_WINDOW_S, AppendItem, GroupCommit
 
 T = TypeVar("T")
+log = logging.getLogger("events_trio.gateway.store")
 
 DB_FILENAME: Final = "gateway.sqlite3"
+#: The WAL is copied into the database every this many group commits.
+CHECKPOINT_EVERY_GROUPS: Final = 200
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS log (
@@ -55,20 +71,6 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS sinks (sink TEXT PRIMARY KEY, offset INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A read of the log.
-
-    Attributes:
-        entries: Entries after the offset asked for, oldest first.
-        covered_seq: Every entry up to this offset was considered (a client
-            may advance its cursor to it even when notices were left out).
-    """
-
-    entries: list[LogEntry]
-    covered_seq: int
 
 
 class EventLog(Protocol):
@@ -118,11 +120,15 @@ class SqliteCore:
 
     def __init__(self, path: Path, clock_ms: ClockMs = wall_clock_ms) -> None:
         self.clock_ms = clock_ms
+        self.path = path
         # check_same_thread=False: Trio's worker threads vary, but a
         # CapacityLimiter(1) guarantees only one uses the connection at a time.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Commits never checkpoint (a checkpoint fsyncs): checkpoint() does,
+        # from a worker thread, on its own connection.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
         self.db.executescript(_SCHEMA)
         self.instance = self._meta("instance") or self._init_instance()
         self.last_seq = int(self._meta("last_seq") or 0)
@@ -154,16 +160,24 @@ class SqliteCore:
         ``position`` ``None`` leaves it unset (a notice about a project that
         was never reached).
         """
+        return self.append_group([AppendItem(project, records, position)])[0]
+
+    def append_group(
+        self, items: Sequence[AppendItem], offsets: Sequence[tuple[str, int]] = ()
+    ) -> list[list[LogEntry]]:
+        """Every item's records and position, and sink ``offsets``, in ONE transaction.
+
+        Returns the entries appended for each item, in order. A failure rolls
+        the whole group back: each project's events stay atomic with its cursor.
+        """
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            instance = "" if position is None else position.instance
-            entries = self._insert_all(project, instance, records)
-            last = entries[-1].seq if entries else self.last_seq
-            if position is not None:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
-                    (project, position.instance, position.cursor),
-                )
+            last = self.last_seq
+            appended: list[list[LogEntry]] = []
+            for item in items:
+                entries, last = self._insert_item(item, last)
+                appended.append(entries)
+            self.db.executemany("INSERT OR REPLACE INTO sinks VALUES (?, ?)", offsets)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(last),))
             self.db.execute("COMMIT")
         except BaseException:
@@ -171,15 +185,25 @@ class SqliteCore:
                 self.db.execute("ROLLBACK")
             raise
         self.last_seq = last
-        events = [e.seq for e in entries if e.kind == "event"]
+        events = [e.seq for entries in appended for e in entries if e.kind == "event"]
         self.last_event_seq = max([self.last_event_seq, *events])
-        return entries
+        return appended
+
+    def _insert_item(self, item: AppendItem, last: int) -> tuple[list[LogEntry], int]:
+        position = item.position
+        instance = "" if position is None else position.instance
+        entries = self._insert_all(item.project, instance, item.records, last)
+        if position is not None:
+            self.db.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                (item.project, position.instance, position.cursor),
+            )
+        return entries, entries[-1].seq if entries else last
 
     def _insert_all(
-        self, project: str, instance: str, records: Sequence[Incoming]
+        self, project: str, instance: str, records: Sequence[Incoming], last: int
     ) -> list[LogEntry]:
         entries: list[LogEntry] = []
-        last = self.last_seq
         for record in records:
             seq = next_stamp(self.clock_ms(), last)
             body = encode_entry(record, project, seq)
@@ -232,6 +256,20 @@ class SqliteCore:
         ).rowcount
         return int(deleted)
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (PASSIVE: the writer is never blocked).
+
+        Runs on a connection of its own, so a worker thread can do it while
+        the event loop keeps committing on :attr:`db`.
+        """
+        if str(self.path) == ":memory:":
+            return
+        other = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            other.close()
+
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""
         self.db.close()
@@ -244,19 +282,62 @@ def _kind(value: str) -> EntryKind:
 class SqliteLog:
     """:class:`EventLog` on :class:`SqliteCore`, run in a worker thread.
 
-    Use :func:`open_sqlite_log` to create one.
+    Appends and sink offsets are group-committed (writer.py: one
+    transaction per ``window_s``); reads after an offset the in-memory tail
+    still covers are answered from it (tail.py), others from SQLite. Use
+    :func:`open_sqlite_log` to create one.
+
+    Args:
+        core: The database.
+        window_s: Group commit window (the latency it may add to an append).
+        tail_entries: Newest entries kept in memory for readers at the head.
     """
 
-    def __init__(self, core: SqliteCore) -> None:
+    def __init__(
+        self,
+        core: SqliteCore,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        tail_entries: int = DEFAULT_TAIL_ENTRIES,
+    ) -> None:
         self.core = core
         self.instance = core.instance
         self.watch = LogWatch(core.last_seq, core.last_event_seq)
+        self.tail = LogTail(core.last_seq, tail_entries)
         self._limiter = trio.CapacityLimiter(1)
+        self._groups_since_checkpoint = 0
+        self.group = GroupCommit(
+            core, self._commit, self._committed, window_s=window_s, after=self._maintain
+        )
 
     async def _run(self, fn: Callable[[], T]) -> T:
         # Not abandoned on cancel: a transaction either commits or rolls back
         # before the caller sees the cancellation.
         return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    async def _commit(self, fn: Callable[[], T]) -> T:
+        # A group's transaction runs on the event loop: in WAL mode without
+        # checkpoints it writes the WAL and fsyncs nothing (well under a ms
+        # for hundreds of entries), and the hop to a worker thread and back
+        # cost more CPU than the commit itself. Checkpoints, which fsync, run
+        # in a worker thread (_maintain).
+        async with self._limiter:
+            return fn()
+
+    async def _maintain(self) -> None:
+        self._groups_since_checkpoint += 1
+        if self._groups_since_checkpoint >= CHECKPOINT_EVERY_GROUPS:
+            self._groups_since_checkpoint = 0
+            try:
+                await trio.to_thread.run_sync(self.core.checkpoint)
+            except sqlite3.Error as error:
+                # Nothing is lost (the WAL keeps every commit): the next one retries.
+                log.error("cannot checkpoint the state store: %s", error)
+
+    def _committed(self, entries: list[LogEntry]) -> None:
+        self.tail.extend(entries, self.core.last_seq)
+        if entries:
+            self.watch.advance(self.core.last_seq, self.core.last_event_seq)
 
     async def positions(self) -> dict[str, Position]:
         """Every project's persisted position."""
@@ -266,13 +347,14 @@ class SqliteLog:
         self, project: str, records: Sequence[Incoming], position: Position | None
     ) -> list[LogEntry]:
         """Append ``records`` and set ``project``'s position atomically; wakes readers."""
-        entries = await self._run(partial(self.core.append, project, records, position))
-        if entries:
-            self.watch.advance(self.core.last_seq, self.core.last_event_seq)
-        return entries
+        return await self.group.append(project, records, position)
 
     async def read(self, after: int, limit: int, *, notices: bool = True) -> Page:
-        """Up to ``limit`` entries with ``seq > after``."""
+        """Up to ``limit`` entries with ``seq > after`` (from memory when the tail covers it)."""
+        page = self.tail.read(after, limit, notices=notices)
+        if page is not None:
+            await trio.lowlevel.checkpoint()
+            return page
         return await self._run(partial(self.core.read, after, limit, notices=notices))
 
     async def oldest_seq(self) -> int | None:
@@ -284,16 +366,23 @@ class SqliteLog:
         return await self._run(partial(self.core.sink_offset, sink))
 
     async def commit(self, sink: str, offset: int) -> None:
-        """Persist that ``sink`` delivered everything up to ``offset``."""
-        await self._run(partial(self.core.commit, sink, offset))
+        """Persist that ``sink`` delivered everything up to ``offset`` (in the next group)."""
+        await self.group.commit_offset(sink, offset)
 
     async def prune(self, keep: int, max_age_s: float) -> int:
         """Apply retention; returns how many entries were deleted."""
-        return await self._run(partial(self.core.prune, keep, max_age_s))
+        await self.group.flush()  # an idle gateway's last sink offsets, once a minute
+        deleted = await self._run(partial(self.core.prune, keep, max_age_s))
+        if deleted:
+            self.tail.reset(self.core.last_seq)  # it may hold deleted entries
+        return deleted
 
     async def aclose(self) -> None:
-        """Close the database."""
-        await self._run(self.core.close)
+        """Write the sink offsets still waiting, then close the database."""
+        try:
+            await self.group.flush()
+        finally:
+            await self._run(self.core.close)
 
 
 async def open_sqlite_log(state_dir: Path, clock_ms: ClockMs = wall_clock_ms) -> SqliteLog:

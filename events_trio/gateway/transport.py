@@ -11,7 +11,8 @@ connections of the projects behind that origin: the same keep-alive reuse,
 each project's next poll on its own connection, at O(1) per poll.
 
 The pools share one TLS context (httpx would otherwise load the CA bundle
-once per pool).
+once per pool). Event streams (``http://``) bypass the pools: each gets a
+connection of its own, read with h11 directly (sse_connection.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import ssl
 from collections.abc import Callable
 
 import httpx
+
+from .sse_connection import STREAM_EXTENSION, open_event_stream
 
 OriginKey = tuple[bytes, bytes, int | None]
 PoolFactory = Callable[[], httpx.AsyncBaseTransport]
@@ -51,8 +54,10 @@ class PerOriginTransport(httpx.AsyncBaseTransport):
         self.pools: dict[OriginKey, httpx.AsyncBaseTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` through its origin's pool."""
+        """Send ``request`` through its origin's pool (an event stream on its own connection)."""
         url = request.url
+        if request.extensions.get(STREAM_EXTENSION) and url.raw_scheme == b"http":
+            return await open_event_stream(request)
         key = (url.raw_scheme, url.raw_host, url.port)
         pool = self.pools.get(key)
         if pool is None:

@@ -9,7 +9,7 @@ snake-case code, werkzeug's ``Allow``) and anything unexpected (500).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from quart import Response
@@ -66,8 +66,12 @@ async def _unexpected(error: Exception) -> Response:
     return json_error(500, "internal_error", "internal server error")
 
 
-def stream_response(frames: AsyncIterator[bytes]) -> Response:
+def stream_response(
+    frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
+) -> Response:
     """The ``text/event-stream`` response for ``frames``, never cut by Quart's timeout."""
-    response = Response(frames, 200, STREAM_HEADERS, content_type=CONTENT_TYPE)
+    response = Response(
+        frames, 200, {**STREAM_HEADERS, **(headers or {})}, content_type=CONTENT_TYPE
+    )
     response.timeout = None  # a stream lives until the client or the server ends it
     return response

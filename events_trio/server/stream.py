@@ -5,7 +5,8 @@ whose ``data:`` is its JSON exactly as ``GET /api/events`` serves it. A
 client resumes after a disconnect with ``Last-Event-ID`` (browsers send it
 by themselves) or ``?since=``. Events a client can never get (evicted, or
 lost to broadcast lag) are announced as ``event: gap`` with
-``{"missed": n}``. An idle stream gets a comment every ``keepalive_s``;
+``{"missed": n}``. The response carries ``X-Events-Instance`` and
+``X-Events-Latest-Ms`` like ``GET /api/events``. An idle stream gets a comment every ``keepalive_s``;
 shutdown (the long-poll release) ends every stream at once.
 """
 
@@ -21,6 +22,7 @@ from ..core.buffer import EventBuffer
 from ..core.events import encode
 from ..hosting.webapp import stream_response
 from ..wire.defaults import STREAM_PATH
+from ..wire.query import H_INSTANCE, H_LATEST
 from ..wire.sse import (
     LAST_EVENT_ID,
     StreamStats,
@@ -89,4 +91,6 @@ def register_stream(app: QuartTrio, hub: EventHub, keepalive_s: float, stats: St
     @app.get(STREAM_PATH)
     async def stream() -> Response:
         cursor = resume_cursor(request.headers.get(LAST_EVENT_ID), request.args.getlist("since"))
-        return stream_response(buffer_frames(hub, cursor, keepalive_s, stats))
+        # The instance lets a reader tell a restarted server (docs/protocol.md).
+        identity = {H_INSTANCE: hub.buffer.instance, H_LATEST: str(hub.buffer.latest_ms)}
+        return stream_response(buffer_frames(hub, cursor, keepalive_s, stats), identity)

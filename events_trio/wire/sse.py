@@ -13,6 +13,8 @@ Operations:
 * ``sse_stream(source, cursor, ...)`` — the body of one stream, for the
   project server's buffer and the gateway's log alike (the one place that
   waits, sends keep-alives and stops at shutdown).
+* ``SseParser().feed(chunk)`` — the reverse: bytes in, :class:`SseMessage`
+  records out (the gateway reading a project server's stream).
 
 Goals: every ``data:`` line is the event JSON exactly as ``GET /api/events``
 encodes it (our JSON never contains a newline, so one line per event), and
@@ -164,3 +166,99 @@ async def _wait(source: FrameSource, cursor: int, timeout_s: float, stats: Strea
         return await source.wait_newer(cursor, timeout_s)
     finally:
         stats.parked -= 1
+
+
+# -- parsing (the client side: the gateway reads project servers' streams) --
+
+#: Longest line a parser buffers (a whole event is one ``data:`` line).
+MAX_LINE_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SseMessage:
+    """One dispatched SSE message.
+
+    Attributes:
+        event: The ``event:`` field (``None``: the default ``message``).
+        data: The ``data:`` lines joined with newlines; ``None`` when the
+            message had no ``data:`` line (an ``id:``-only frame).
+        id: The ``id:`` field as sent, ``None`` when absent.
+    """
+
+    event: str | None
+    data: bytes | None
+    id: str | None
+
+
+class SseLineTooLong(ValueError):
+    """A line grew past ``MAX_LINE_BYTES`` without ending."""
+
+
+class SseParser:
+    """Incremental ``text/event-stream`` parser (WHATWG HTML, "event stream interpretation").
+
+    Fed bytes as they arrive, in chunks of any size; returns each message
+    completed by a blank line. Comments (``:`` lines, keep-alives) and
+    ``retry:`` dispatch nothing; an unfinished message at the end of a
+    connection is never returned (as a browser drops it), so a cut
+    mid-frame loses nothing a reconnect with ``Last-Event-ID`` does not
+    resend. Lines end in LF, CRLF or CR.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._event: str | None = None
+        self._data: list[bytes] | None = None
+        self._id: str | None = None
+        self._skip_lf = False
+
+    def feed(self, chunk: bytes) -> list[SseMessage]:
+        """Parse ``chunk``; returns the messages it completes, in order.
+
+        Raises:
+            SseLineTooLong: a line is longer than ``MAX_LINE_BYTES``.
+        """
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]  # the second half of a CRLF split between chunks
+        self._skip_lf = False
+        if b"\r" in chunk:
+            self._skip_lf = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pending = self._pending
+        pending += chunk
+        messages: list[SseMessage] = []
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            message = self._line(bytes(pending[start:end]))
+            if message is not None:
+                messages.append(message)
+            start = end + 1
+        del pending[:start]
+        if len(pending) > MAX_LINE_BYTES:
+            raise SseLineTooLong(f"an event stream line is longer than {MAX_LINE_BYTES} bytes")
+        return messages
+
+    def _line(self, line: bytes) -> SseMessage | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(b":"):
+            return None  # a comment
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            if self._data is None:
+                self._data = []
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id" and b"\0" not in value:
+            self._id = value.decode("utf-8", "replace")
+        return None  # retry: and unknown fields are ignored
+
+    def _dispatch(self) -> SseMessage | None:
+        event, data, id_ = self._event, self._data, self._id
+        self._event = self._data = self._id = None
+        if data is None and id_ is None:
+            return None
+        return SseMessage(event, None if data is None else b"\n".join(data), id_)

@@ -3,9 +3,10 @@
 * :class:`FakeProject` — an in-process project server behind
   ``httpx.MockTransport`` (the true outside edge of the poller): parses the
   query and builds its headers with the real server's wire module
-  (``events_trio/wire/query.py``) and long-polls like ours, or behaves like
-  the Rust original (``rust=True``: ignores ``wait``, sends no
-  ``X-Events-*`` headers).
+  (``events_trio/wire/query.py``) and long-polls like ours without the event
+  stream (``/api/events/stream`` answers 404, so pollers use
+  ``/api/events``), or behaves like the Rust original (``rust=True``:
+  ignores ``wait``, sends no ``X-Events-*`` headers).
 * :class:`InlineLog` — the SQLite log on ``:memory:`` run inline (no worker
   thread), so MockClock's autojump never races a thread.
 """
@@ -47,10 +48,16 @@ class ManualClockMs:
 
 
 class InlineLog(SqliteLog):
-    """:class:`SqliteLog` on an in-memory database, called without threads."""
+    """:class:`SqliteLog` on an in-memory database, called without threads.
 
-    def __init__(self, clock_ms: Callable[[], int] = lambda: BASE_MS) -> None:
-        super().__init__(SqliteCore(Path(":memory:"), clock_ms))
+    The group commit window is 0 unless asked (``window_s``), so the exact
+    virtual times the poller tests assert are not shifted by it.
+    """
+
+    def __init__(
+        self, clock_ms: Callable[[], int] = lambda: BASE_MS, *, window_s: float = 0.0
+    ) -> None:
+        super().__init__(SqliteCore(Path(":memory:"), clock_ms), window_s=window_s)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         await trio.lowlevel.checkpoint()
@@ -86,7 +93,8 @@ class FakeProject:
         fail_with: When set, answer every request this way (status or exception).
         missed: Value of ``X-Events-Missed`` (long-poll mode; sent only when
             not 0, as the real server does).
-        requests: Trio time and ``since`` of every request.
+        requests: Trio time and ``since`` of every ``/api/events`` request.
+        stream_requests: How many times ``/api/events/stream`` was asked for.
     """
 
     events: list[StoredEvent] = field(default_factory=list)
@@ -97,6 +105,7 @@ class FakeProject:
     missed: int = 0
     extra_raw: list[bytes] = field(default_factory=list)
     requests: list[tuple[float, int]] = field(default_factory=list)
+    stream_requests: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
 
     def publish(self, event: StoredEvent) -> None:
@@ -117,6 +126,9 @@ class FakeProject:
         return httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stream"):
+            self.stream_requests += 1
+            return httpx.Response(404, json={"error": "not_found", "message": "no stream"})
         query = parse_events_query(query_args(request.url.query))
         since, wait = query.since, query.wait
         self.requests.append((trio.current_time(), since))
