@@ -47,6 +47,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+def collect_lines(
+    lines: queue.Queue[tuple[int, str]], count: int, timeout_s: float
+) -> list[tuple[int, str]]:
+    """Up to ``count`` timestamped lines from ``lines``, waiting at most ``timeout_s`` in all."""
+    deadline = time.monotonic() + timeout_s
+    got: list[tuple[int, str]] = []
+    while len(got) < count:
+        try:
+            got.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+    return got
+
+
 class CpuMeter:
     """CPU share of one process (100 = one core) since the meter was created."""
 
@@ -211,14 +225,7 @@ class Gateway:
 
     def collect(self, count: int, timeout_s: float) -> list[tuple[int, str]]:
         """Up to ``count`` console lines, waiting at most ``timeout_s`` in all."""
-        deadline = time.monotonic() + timeout_s
-        got: list[tuple[int, str]] = []
-        while len(got) < count:
-            try:
-                got.append(self.lines.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return got
+        return collect_lines(self.lines, count, timeout_s)
 
     def stop(self) -> None:
         """SIGTERM and wait (kill after 30 s)."""
@@ -274,14 +281,7 @@ class JsonlTail:
 
     def collect(self, count: int, timeout_s: float) -> list[tuple[int, str]]:
         """Up to ``count`` lines, waiting at most ``timeout_s`` in all."""
-        deadline = time.monotonic() + timeout_s
-        got: list[tuple[int, str]] = []
-        while len(got) < count:
-            try:
-                got.append(self.lines.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return got
+        return collect_lines(self.lines, count, timeout_s)
 
     def close(self) -> None:
         """Stop following."""
