@@ -8,13 +8,15 @@ the ``X-Events-*`` headers from here (docs/protocol.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from ..core.errors import InvalidParameter
 from ..core.events import U64_MAX
 from ..core.waiting import MAX_WAIT_S
+
+N = TypeVar("N", int, float)
 
 _U64_DIGITS: Final = len(str(U64_MAX))
 _DECIMAL: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -79,21 +81,22 @@ def parse_events_query(args: Mapping[str, list[str]]) -> EventsQuery:
     Raises:
         InvalidParameter: naming ``since`` or ``wait``.
     """
-    since = 0
-    raw = _single(args.get("since", []), "since", SINCE_MESSAGE)
-    if raw is not None:
-        parsed = parse_u64(raw)
-        if parsed is None:
-            raise InvalidParameter("since", SINCE_MESSAGE)
-        since = parsed
-    wait = 0.0
-    raw = _single(args.get("wait", []), "wait", WAIT_MESSAGE)
-    if raw is not None:
-        parsed_wait = parse_wait(raw)
-        if parsed_wait is None:
-            raise InvalidParameter("wait", WAIT_MESSAGE)
-        wait = parsed_wait
-    return EventsQuery(since, wait)
+    since = _parameter(args, "since", parse_u64, SINCE_MESSAGE)
+    wait = _parameter(args, "wait", parse_wait, WAIT_MESSAGE)
+    return EventsQuery(0 if since is None else since, 0.0 if wait is None else wait)
+
+
+def _parameter(
+    args: Mapping[str, list[str]], name: str, parse: Callable[[str], N | None], message: str
+) -> N | None:
+    # One parameter: absent -> None; given once and valid -> its value; else refused.
+    raw = _single(args.get(name, []), name, message)
+    if raw is None:
+        return None
+    value = parse(raw)
+    if value is None:
+        raise InvalidParameter(name, message)
+    return value
 
 
 def events_headers(

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ from events_trio.gateway.poller import Poller, PollerSettings
 from events_trio.gateway.records import LogEntry, Notice
 from events_trio.gateway.store import SqliteCore, SqliteLog
 from events_trio.gateway.tracker import Position
+from events_trio.server.config import ServerConfig
+from events_trio.server.run import RunningServer, run_server
 from events_trio.wire.fastpath import query_args
 from events_trio.wire.query import events_headers, parse_events_query
 from events_trio.wire.responses import JSON
@@ -185,3 +188,14 @@ async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         # Outside state (a socket peer, a file) has no trio.Event to wait on.
         while not condition():  # noqa: ASYNC110
             await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def project_server() -> AsyncIterator[RunningServer]:
+    """A real project server on 127.0.0.1 port 0, shut down on exit."""
+    async with trio.open_nursery() as nursery:
+        server: RunningServer = await nursery.start(
+            run_server, ServerConfig(port=0, graceful_timeout_s=0.2)
+        )
+        yield server
+        server.shutdown()

@@ -21,8 +21,7 @@ from events_trio.gateway import (
     RunningGateway,
     run_gateway,
 )
-from events_trio.server.config import ServerConfig
-from events_trio.server.run import RunningServer, run_server
+from tests.gateway.helpers import project_server
 from tests.support import EVENTS_TRIO, CliProcess
 
 from .helpers import until
@@ -30,16 +29,6 @@ from .helpers import until
 ADMIN: Final = "admin-t0ken"
 READ: Final = "read-t0ken"
 BEARER: Final = {"Authorization": f"Bearer {ADMIN}"}
-
-
-@asynccontextmanager
-async def project_server() -> AsyncIterator[RunningServer]:
-    async with trio.open_nursery() as nursery:
-        server: RunningServer = await nursery.start(
-            run_server, ServerConfig(port=0, graceful_timeout_s=0.2)
-        )
-        yield server
-        server.shutdown()
 
 
 @asynccontextmanager

@@ -23,8 +23,7 @@ from events_trio.gateway import (
     run_gateway,
 )
 from events_trio.gateway.reload import ReloadResult, reload_config
-from events_trio.server.config import ServerConfig
-from events_trio.server.run import RunningServer, run_server
+from tests.gateway.helpers import project_server
 from tests.support import EVENTS_TRIO, CliProcess
 
 from .helpers import until
@@ -34,16 +33,6 @@ BASE = GatewayConfig(
     poll=PollSettings(interval_s=0.2, backoff_initial_s=0.05, backoff_max_s=0.3),
     graceful_timeout_s=0.2,
 )
-
-
-@asynccontextmanager
-async def project_server() -> AsyncIterator[RunningServer]:
-    async with trio.open_nursery() as nursery:
-        server: RunningServer = await nursery.start(
-            run_server, ServerConfig(port=0, graceful_timeout_s=0.2)
-        )
-        yield server
-        server.shutdown()
 
 
 def toml(projects: dict[str, str], *sinks: str) -> str:

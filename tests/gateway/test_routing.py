@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,7 @@ from events_trio.gateway.records import Incoming, LogEntry, Notice, encode_entry
 from events_trio.gateway.routing import ENTRY_TYPES, Route, entry_type, parse_route
 from events_trio.gateway.sinks import SinkRunner
 from events_trio.gateway.tracker import Position
-from events_trio.server.config import ServerConfig
-from events_trio.server.run import RunningServer, run_server
+from tests.gateway.helpers import project_server
 from tests.support import EVENTS_TRIO
 
 from .helpers import BASE_MS, InlineLog, failure, until
@@ -175,16 +172,6 @@ async def test_two_sinks_with_different_filters_get_exactly_their_entries(
         await log.append(project, [Incoming(payload, stamp)], Position("", stamp))
     await trio.sleep(1)
     assert (chat.delivered, billing.delivered) == (["2_fail", "3_block"], ["1_move", "3_block"])
-
-
-@asynccontextmanager
-async def project_server() -> AsyncIterator[RunningServer]:
-    async with trio.open_nursery() as nursery:
-        server: RunningServer = await nursery.start(
-            run_server, ServerConfig(port=0, graceful_timeout_s=0.2)
-        )
-        yield server
-        server.shutdown()
 
 
 def stories(path: Path) -> list[tuple[str, str]]:
