@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -10,6 +10,7 @@ import trio
 
 from events_trio.server.config import ServerConfig
 from events_trio.server.run import RunningServer, run_server
+from tests.postgres import PgServer
 from tests.support import FakeClockMs
 
 
@@ -57,3 +58,17 @@ async def ingest_client(ingest_server: RunningServer) -> AsyncIterator[httpx.Asy
     headers = {"Authorization": f"Bearer {INGEST_TOKEN}"}
     async with httpx.AsyncClient(base_url=ingest_server.url, timeout=10, headers=headers) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL for the whole run (started on first use)."""
+    server = PgServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new, empty database on ``pg_server`` (one per test)."""
+    return pg_server.create_database()
