@@ -108,3 +108,13 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
                 (str(version),),
             )
     return found
+
+
+def project_resource(name: str) -> str:
+    """The ``et_leases`` row of a project."""
+    return f"project:{name}"
+
+
+def sink_resource(name: str) -> str:
+    """The ``et_leases`` row of a sink (its name: the spec, or the URL's hash for webhooks)."""
+    return f"sink:{name}"
