@@ -45,7 +45,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 _FENCE: Final = (
     "SELECT resource, epoch FROM et_leases WHERE resource = ANY(%s) AND owner = %s "
-    "AND expires > now() FOR SHARE"
+    "AND expires > now() ORDER BY resource FOR SHARE"
 )
 _INSERT_LOG: Final = (
     "INSERT INTO et_log (seq, project, kind, instance, project_ts, body) "
