@@ -23,6 +23,7 @@ import trio
 from ..core.errors import ConfigError, EventsTrioError
 from ..gateway.config import (
     DEFAULT_GATEWAY_PORT,
+    DEFAULT_LEASE_TTL_S,
     DEFAULT_STATE_DIR,
     GatewayConfig,
     load_config,
@@ -40,6 +41,8 @@ log = logging.getLogger("events_trio.gateway.cli")
 
 #: Where ``--admin-token`` takes its default from.
 ADMIN_TOKEN_ENV: Final = "EVENTS_TRIO_GATEWAY_ADMIN_TOKEN"
+#: Where ``--store`` takes its default from (a URL with a password belongs here).
+STORE_ENV: Final = "EVENTS_TRIO_GATEWAY_STORE"
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -84,6 +87,21 @@ def _add_what_arguments(gateway: argparse.ArgumentParser) -> None:
         help=f"directory of the durable log (default: ./{DEFAULT_STATE_DIR}/)",
     )
     gateway.add_argument(
+        "--store",
+        default=os.environ.get(STORE_ENV) or None,
+        metavar="URL",
+        help="cluster mode: postgresql://USER@HOST:PORT/DBNAME shared by every gateway "
+        f"(default: ${STORE_ENV}; without it, SQLite in --state-dir; docs/scaling.md)",
+    )
+    gateway.add_argument(
+        "--lease-ttl",
+        type=float,
+        dest="lease_ttl_s",
+        metavar="SECONDS",
+        help=f"cluster mode: how long a dead gateway's projects wait for a new owner "
+        f"(default: {DEFAULT_LEASE_TTL_S:g})",
+    )
+    gateway.add_argument(
         "--replay",
         action="store_true",
         default=None,
@@ -118,7 +136,8 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
     """
     config = load_config(args.config) if args.config is not None else GatewayConfig()
     changes: dict[str, Any] = {"log_level": args.log_level}
-    for name in ("host", "port", "state_dir", "replay", "read_token", "admin_token"):
+    names = ("host", "port", "state_dir", "replay", "read_token", "admin_token", "store")
+    for name in (*names, "lease_ttl_s"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -129,7 +148,8 @@ def gateway_config(args: argparse.Namespace) -> GatewayConfig:
     if args.sink:
         changes["sinks"] = tuple(map(parse_sink_flag, args.sink))
     config = config.replace(**changes)
-    if not config.projects:
+    if not config.projects and config.store is None:
+        # A cluster member may start without: it polls the shared registry's projects.
         raise ConfigError("no projects: give --config FILE or --project NAME=URL")
     return config
 

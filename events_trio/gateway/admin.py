@@ -81,7 +81,11 @@ def register_admin(
         refused = _refused(registry, admin_token)
         if refused is not None or registry is None:
             return refused or _off()
-        if not registry.remove(name):
+        try:
+            found = await registry.delete(name)
+        except ConfigError as error:
+            return json_error(503, "unavailable", str(error))
+        if not found:
             return json_error(404, "unknown_project", f"no project {name!r}")
         return Response("", 204)
 

@@ -52,6 +52,7 @@ from .stories import StoryBoard
 from .stories_api import register_stories
 from .stream import register_log_stream
 from .tracker import MAX_STAMP_MS
+from .view import LocalView, ProjectsView, make_gateway_id
 
 #: Most entries one ``GET /api/events`` answer carries; a client pages on.
 MAX_PAGE_EVENTS: Final = 1000
@@ -69,6 +70,7 @@ def create_gateway_app(
     admin_token: str | None = None,
     board: StoryBoard | None = None,
     clock_ms: ClockMs = wall_clock_ms,
+    view: ProjectsView | None = None,
 ) -> QuartTrio:
     """Build the gateway app.
 
@@ -86,6 +88,9 @@ def create_gateway_app(
         board: Stories and what needs attention (``stories_api.py``); an
             empty board when omitted.
         clock_ms: Wall clock in ms (the summary's hours).
+        view: What ``/api/projects`` and ``/healthz`` list: the cluster's
+            projects in cluster mode; ``statuses``, owned by this gateway,
+            when omitted.
 
     Returns:
         The ASGI app.
@@ -97,8 +102,10 @@ def create_gateway_app(
     register_page(app)
     register_admin(app, registry, admin_token)
     register_stories(app, board if board is not None else StoryBoard(), clock_ms)
-    register_projects(app, statuses)
-    register_healthz(app, log_store, statuses)
+    if view is None:
+        view = LocalView(statuses, make_gateway_id())
+    register_projects(app, view)
+    register_healthz(app, log_store, statuses, view)
     fast = events_route(LogEvents(log_store), app.asgi_app)
     also = sessions.scope_valid if sessions is not None else None
     app.asgi_app = require_read_token(fast, read_token, also=also)  # type: ignore[method-assign]
@@ -133,26 +140,31 @@ class LogEvents:
         return headers
 
 
-def register_projects(app: QuartTrio, statuses: Sequence[ProjectStatus]) -> None:
-    """Add ``GET /api/projects``: each project's live status."""
+def register_projects(app: QuartTrio, view: ProjectsView) -> None:
+    """Add ``GET /api/projects``: each project's live status and owner."""
 
     @app.get("/api/projects")
     async def get_projects() -> Response:
-        return json_response(msgspec.json.encode([status.to_json() for status in statuses]))
+        return json_response(msgspec.json.encode(view.projects()))
 
 
 def register_healthz(
-    app: QuartTrio, log_store: EventLog, statuses: Sequence[ProjectStatus]
+    app: QuartTrio, log_store: EventLog, statuses: Sequence[ProjectStatus], view: ProjectsView
 ) -> None:
-    """Add ``GET /healthz``: liveness, projects up, the newest log offset."""
+    """Add ``GET /healthz``: liveness, projects polled here and up, the newest log offset.
+
+    503 ``degraded`` when the gateway cannot reach its store (cluster mode).
+    """
 
     @app.get("/healthz")
     async def healthz() -> Response:
+        healthy, extra = view.health()
         up = sum(status.state == "up" for status in statuses)
         health = {
-            "status": "ok",
+            "status": "ok" if healthy else "degraded",
             "projects": len(statuses),
             "up": up,
             "latest_ms": log_store.watch.latest_seq,
+            **extra,
         }
-        return json_response(msgspec.json.encode(health))
+        return json_response(msgspec.json.encode(health), 200 if healthy else 503)

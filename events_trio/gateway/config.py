@@ -11,6 +11,8 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     retention_days = 7
     public_url = "https://events.example.com/"   # chat messages link here
     admin_token = "..."      # enables POST/DELETE /api/projects
+    store = "postgresql://events@db:5432/events"   # cluster mode (docs/scaling.md)
+    lease_ttl_s = 10.0       # cluster mode: a dead gateway's projects wait this long
 
     [[project]]
     name = "billing"
@@ -45,6 +47,7 @@ from ..core.errors import ConfigError
 from ..hosting.logs import LOG_LEVELS
 from ..wire.sse import DEFAULT_KEEPALIVE_S
 from .routing import EVERYTHING, Route, parse_route
+from .store_url import check_store_url
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")
@@ -63,6 +66,8 @@ DEFAULT_GROUP_WINDOW_S: Final = 2.0
 #: Minimum spacing of webhook messages (Slack allows about one a second).
 DEFAULT_WEBHOOK_MIN_INTERVAL_S: Final = 1.0
 DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S: Final = 3.0
+#: Cluster mode: how long a dead gateway's projects wait for a new owner.
+DEFAULT_LEASE_TTL_S: Final = 10.0
 
 SinkKind: TypeAlias = Literal["console", "jsonl", "webhook", "apprise"]
 SINK_KINDS: Final = ("console", "jsonl", "webhook", "apprise")
@@ -171,6 +176,12 @@ class GatewayConfig:
         admin_token: Enables ``POST /api/projects`` and ``DELETE
             /api/projects/NAME`` for ``Authorization: Bearer <admin_token>``
             (off without it; never shown in ``repr``).
+        store: ``postgresql://...``: cluster mode, every gateway with the same
+            store shares registry, cursors, log and sink offsets
+            (docs/scaling.md); ``None``: SQLite in ``state_dir``. May hold a
+            password: never shown in ``repr``, logged only redacted.
+        lease_ttl_s: Cluster mode: how long a project or sink stays with a
+            gateway that stopped renewing its lease.
     """
 
     projects: tuple[ProjectConfig, ...] = ()
@@ -190,6 +201,8 @@ class GatewayConfig:
     allow_unauthenticated: bool = False
     public_url: str | None = None
     admin_token: str | None = field(default=None, repr=False)
+    store: str | None = field(default=None, repr=False)
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -205,6 +218,10 @@ class GatewayConfig:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("public_url must start with http:// or https://")
+        if self.store is not None:
+            check_store_url(self.store)
+        if not 1.0 <= self.lease_ttl_s <= 3600:
+            raise ConfigError(f"lease TTL must be 1..3600 seconds, got {self.lease_ttl_s:g}")
 
     def replace(self, **changes: Any) -> GatewayConfig:
         """A copy with ``changes`` applied (validated again)."""
@@ -303,6 +320,8 @@ _GATEWAY_KEYS: Final[dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "allow_unauthenticated": ("allow_unauthenticated", bool),
     "public_url": ("public_url", str),
     "admin_token": ("admin_token", str),
+    "store": ("store", str),
+    "lease_ttl_s": ("lease_ttl_s", (int, float)),
 }
 _PROJECT_KEYS: Final = {"name": str, "url": str, "token": str, "poll_interval_s": (int, float)}
 _SINK_KEYS: Final = {

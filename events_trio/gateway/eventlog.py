@@ -21,6 +21,10 @@ class EventLog(Protocol):
     watch: LogWatch
     instance: str
 
+    def may_deliver(self, sink: str) -> bool:
+        """Whether this gateway may deliver ``sink`` now (cluster: it holds a fresh lease)."""
+        ...
+
     async def positions(self) -> dict[str, Position]:
         """Every project's persisted position."""
         ...

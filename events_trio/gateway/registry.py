@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import httpx
@@ -91,12 +91,15 @@ class ProjectRegistry:
             task_status.started()
             await trio.sleep_forever()
 
-    async def add(self, project: ProjectConfig, *, by_api: bool = False) -> ProjectStatus:
+    async def add(
+        self, project: ProjectConfig, *, by_api: bool = False, quiet: bool = False
+    ) -> ProjectStatus:
         """Register ``project`` and start polling it at once.
 
         Args:
             project: The project.
             by_api: Added through the admin API (not from the file).
+            quiet: Log nothing (the caller says why: cluster ownership).
 
         Raises:
             ProjectExists: the name is taken.
@@ -120,11 +123,43 @@ class ProjectRegistry:
         self._start(poller)
         if by_api:
             self.from_api.add(project.name)
-        log.info("project %s added (%s)", project.name, project.url)
+        if not quiet:
+            log.info("project %s added (%s)", project.name, project.url)
         return poller.status
 
-    def remove(self, name: str) -> bool:
-        """Stop polling ``name`` and unregister it; False if it was not registered."""
+    async def apply(self, projects: Sequence[ProjectConfig]) -> tuple[int, int]:
+        """A reload: make the file's projects ``projects``; returns (added, removed).
+
+        Projects added through the admin API are left alone; a changed one
+        is restarted with its new settings.
+        """
+        wanted = {project.name: project for project in projects}
+        removed = 0
+        for name in self.names:
+            if name in self.from_api:
+                continue
+            if self.get(name) != wanted.get(name):
+                self.remove(name)
+                removed += 1
+        added = 0
+        for name, project in wanted.items():
+            if self.get(name) is None:
+                await self.add(project)
+                added += 1
+        return added, removed
+
+    async def delete(self, name: str) -> bool:
+        """The admin API's removal (:meth:`remove`; async for the cluster's shared registry)."""
+        await trio.lowlevel.checkpoint()
+        return self.remove(name)
+
+    def remove(self, name: str, *, quiet: bool = False) -> bool:
+        """Stop polling ``name`` and unregister it; False if it was not registered.
+
+        Args:
+            name: The project.
+            quiet: Log nothing (the caller says why: cluster rebalancing).
+        """
         index = next((i for i, p in enumerate(self.pollers) if p.project.name == name), None)
         if index is None:
             return False
@@ -132,7 +167,8 @@ class ProjectRegistry:
         self.statuses[:] = [s for s in self.statuses if s is not poller.status]
         self._scopes.pop(name).cancel()
         self.from_api.discard(name)
-        log.info("project %s removed (its entries stay in the log)", name)
+        if not quiet:
+            log.info("project %s removed (its entries stay in the log)", name)
         return True
 
     def _start(self, poller: Poller) -> None:

@@ -56,7 +56,11 @@ async def reload_config(
     except ConfigError as error:
         log.error("reload refused, the running configuration is kept: %s", error)
         return None
-    added, removed = await _apply_projects(new, registry)
+    try:
+        added, removed = await registry.apply(new.projects)
+    except ConfigError as error:
+        log.error("reload: projects not applied: %s", error)
+        added = removed = 0
     if _other_settings(new) != _other_settings(running_config):
         log.warning("reload: changes to [gateway] settings take effect on restart")
     result = ReloadResult(added, removed, sinks_added, sinks_removed)
@@ -66,23 +70,6 @@ async def reload_config(
         *(result.sinks_added, result.sinks_removed),
     )
     return result
-
-
-async def _apply_projects(new: GatewayConfig, registry: ProjectRegistry) -> tuple[int, int]:
-    wanted = {project.name: project for project in new.projects}
-    removed = 0
-    for name in registry.names:
-        if name in registry.from_api:
-            continue
-        if registry.get(name) != wanted.get(name):
-            registry.remove(name)
-            removed += 1
-    added = 0
-    for name, project in wanted.items():
-        if registry.get(name) is None:
-            await registry.add(project)
-            added += 1
-    return added, removed
 
 
 def _other_settings(config: GatewayConfig) -> GatewayConfig:

@@ -34,19 +34,23 @@ from ..hosting.metrics import instrument
 from ..hosting.settings import hypercorn_settings
 from ..wire.auth import check_exposure
 from .app import create_gateway_app
+from .cluster import ClusterProjects, ClusterSupervisor, ClusterView
 from .config import GatewayConfig, SinkSpec
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailable
 from .eventlog import EventLog
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
+from .pg.log import PgLog, open_pg_log
 from .poller import Poller, PollerSettings
 from .registry import ProjectRegistry
 from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
 from .sinkset import SinkSet
 from .store import open_sqlite_log
+from .store_url import redact
 from .stories import StoryBoard
 from .story_feed import follow_log
 from .transport import PerOriginTransport
+from .view import LocalView, ProjectsView, make_gateway_id
 
 log = logging.getLogger("events_trio.gateway")
 
@@ -57,6 +61,9 @@ RETENTION_INTERVAL_S: Final = 60.0
 CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
 #: Connections for projects added at run time (opened only when used).
 RUNTIME_PROJECTS_HEADROOM: Final = 1000
+#: Cluster mode: how long start-up waits for PostgreSQL before giving up.
+STORE_STARTUP_WAIT_S: Final = 60.0
+STORE_RETRY_S: Final = 2.0
 
 
 @dataclass(slots=True)
@@ -72,6 +79,8 @@ class RunningGateway(Listening):
         registry: The running projects (added and removed at run time).
         sinkset: The running sinks (a reload adds and removes them).
         board: Each story's stage and stuck state (what needs attention).
+        view: What ``/api/projects`` and ``/healthz`` list.
+        cluster: Cluster mode's supervisor (``None`` with SQLite).
     """
 
     log_store: EventLog
@@ -80,6 +89,8 @@ class RunningGateway(Listening):
     registry: ProjectRegistry
     sinkset: SinkSet
     board: StoryBoard = field(default_factory=StoryBoard)
+    view: ProjectsView | None = None
+    cluster: ClusterSupervisor | None = None
 
 
 def make_client(project_count: int) -> httpx.AsyncClient:
@@ -139,21 +150,33 @@ async def run_gateway(
         allow_unauthenticated=config.allow_unauthenticated,
         flag="--read-token (or EVENTS_TRIO_GATEWAY_READ_TOKEN)",
     )
+    gateway_id = make_gateway_id()
     async with AsyncExitStack() as stack:
-        log_store = await _open_log(config)
+        log_store = await _open_log(config, gateway_id)
         stack.push_async_callback(_close_log, log_store)
         if client is None:
             client = await stack.enter_async_context(
                 make_client(len(config.projects) + RUNTIME_PROJECTS_HEADROOM)
             )
-        pollers = await _pollers(config, client, log_store, rand)
-        sinkset = _sinkset(config, client, log_store, sinks, rand)
+        cluster = isinstance(log_store, PgLog)
+        # In a cluster, pollers start as this gateway wins projects' leases.
+        pollers = [] if cluster else await _pollers(config, client, log_store, rand)
+        sinkset = _sinkset(config, client, log_store, sinks, rand, gated=cluster)
         registry = ProjectRegistry(
             config, client, log_store, pollers, [p.status for p in pollers], rand=rand
         )
         running = RunningGateway(
             config.host, config.port, log_store, pollers, sinkset.runners, registry, sinkset
         )
+        running.view = LocalView(registry.statuses, gateway_id)
+        if isinstance(log_store, PgLog):
+            supervisor = ClusterSupervisor(
+                log_store, registry, sinkset, config.projects, config.lease_ttl_s
+            )
+            stack.push_async_callback(supervisor.leave)  # after everything stopped
+            running.cluster = supervisor
+            running.registry = ClusterProjects(supervisor)
+            running.view = ClusterView(supervisor, registry.statuses)
         await _supervise(config, running, shutdown_trigger, task_status)
     log.info("gateway stopped")
 
@@ -185,6 +208,8 @@ def _sinkset(
     log_store: EventLog,
     sinks: Sequence[Sink] | None,
     rand: Callable[[], float],
+    *,
+    gated: bool = False,
 ) -> SinkSet:
     """The configured sinks (or the injected ones), each behind its route."""
     if sinks is None:
@@ -196,14 +221,32 @@ def _sinkset(
         SinkRunner(sink, log_store, rand=rand, route=spec.route if spec else EVERYTHING)
         for sink, spec in zip(chosen, specs, strict=True)
     ]
-    return SinkSet(log_store, client, runners, specs, public_url=config.public_url, rand=rand)
+    return SinkSet(
+        log_store, client, runners, specs, public_url=config.public_url, rand=rand, gated=gated
+    )
 
 
-async def _open_log(config: GatewayConfig) -> EventLog:
+async def _open_log(config: GatewayConfig, gateway_id: str) -> EventLog:
+    if config.store is not None:
+        return await _open_cluster_log(config.store, gateway_id, config)
     try:
         return await open_sqlite_log(config.state_dir, config.clock_ms)
     except (OSError, sqlite3.Error) as error:
         raise ConfigError(f"state dir {config.state_dir}: {error}") from None
+
+
+async def _open_cluster_log(url: str, gateway_id: str, config: GatewayConfig) -> PgLog:
+    """The cluster's log; waits up to :data:`STORE_STARTUP_WAIT_S` for PostgreSQL."""
+    log.info("cluster mode: gateway %s, store %s", gateway_id, redact(url))
+    deadline = trio.current_time() + STORE_STARTUP_WAIT_S
+    while True:
+        try:
+            return await open_pg_log(url, gateway_id, clock_ms=config.clock_ms)
+        except StoreUnavailable as error:
+            if trio.current_time() >= deadline:
+                raise ConfigError(f"{error} (gave up after {STORE_STARTUP_WAIT_S:g} s)") from None
+            log.warning("%s; retrying", error)
+            await trio.sleep(STORE_RETRY_S)
 
 
 async def _close_log(log_store: EventLog) -> None:
@@ -255,6 +298,7 @@ def gateway_asgi(config: GatewayConfig, running: RunningGateway) -> Any:
         admin_token=config.admin_token,
         board=running.board,
         clock_ms=config.clock_ms,
+        view=running.view,
     )
     stopping = close_when(guard(gateway_app), lambda: running.log_store.watch.released)
     return instrument(stopping, metrics.registry, GATEWAY_ROUTES, metrics.refresh)
@@ -289,7 +333,12 @@ async def _background(
 ) -> None:
     with scope:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(running.registry.run)
+            if running.cluster is None:
+                nursery.start_soon(running.registry.run)
+            else:
+                await nursery.start(running.cluster.registry.run)
+                nursery.start_soon(running.cluster.log_store.follow)
+                nursery.start_soon(running.cluster.run)
             nursery.start_soon(follow_log, running.board, running.log_store)
             nursery.start_soon(_retention, running.log_store, config)
 

@@ -29,11 +29,11 @@ log = logging.getLogger("events_trio.gateway.sinks")
 class _Running:
     runner: SinkRunner
     spec: SinkSpec | None
-    scope: trio.CancelScope
+    scope: trio.CancelScope | None  # None: gated, not delivering here now
 
 
 class SinkSet:
-    """Starts, adds and removes sink runners.
+    r"""Starts, adds and removes sink runners.
 
     Args:
         log_store: The merged log.
@@ -42,6 +42,8 @@ class SinkSet:
         specs: Their specs (``None`` for an injected sink), one per runner.
         public_url: Linked in chat messages.
         rand: Jitter source in [0, 1).
+        gated: Cluster mode: a sink delivers only once :meth:`activate`\ d (this
+            gateway holds its lease), until :meth:`deactivate`.
     """
 
     def __init__(
@@ -53,7 +55,9 @@ class SinkSet:
         *,
         public_url: str | None = None,
         rand: Callable[[], float] = random.random,
+        gated: bool = False,
     ) -> None:
+        self.gated = gated
         self.log_store = log_store
         self.client = client
         self.runners = runners
@@ -88,7 +92,8 @@ class SinkSet:
             for spec in wanted
         ]
         for running in gone:
-            running.scope.cancel()
+            if running.scope is not None:
+                running.scope.cancel()
             self.runners.remove(running.runner)
             log.info("sink %s removed", running.runner.sink.name)
         self._running = keep
@@ -101,14 +106,42 @@ class SinkSet:
     def _build(self, spec: SinkSpec) -> Sink:
         return build_sink(spec, self.client, public_url=self.public_url)
 
+    @property
+    def names(self) -> list[str]:
+        """Every configured sink's name (its offset's key, and its lease's in cluster mode)."""
+        return [running.runner.sink.name for running in self._running]
+
+    async def activate(self, name: str) -> None:
+        """Start delivering sink ``name`` here (from its committed offset); no-op if it runs."""
+        for running in self._running:
+            if running.runner.sink.name == name and running.scope is None:
+                await self._run(running)
+
+    def deactivate(self, name: str) -> None:
+        """Stop delivering sink ``name`` here (a batch being delivered is cut)."""
+        for running in self._running:
+            if running.runner.sink.name == name and running.scope is not None:
+                running.scope.cancel()
+                running.scope = None
+
     async def _start(self, runner: SinkRunner, spec: SinkSpec | None) -> None:
         if self._nursery is None:
             raise RuntimeError("SinkSet.start() was not called")
-        scope = trio.CancelScope()
-        self._running.append(_Running(runner, spec, scope))
+        running = _Running(runner, spec, None)
+        self._running.append(running)
+        if not self.gated:
+            await self._run(running)
+
+    async def _run(self, running: _Running) -> None:
+        assert self._nursery is not None
+        scope = running.scope = trio.CancelScope()
+        runner = running.runner
 
         async def run(*, task_status: trio.TaskStatus[None]) -> None:
             with scope:
+                runner.stopped = False
                 await runner.run(task_status=task_status)
+            if running.scope is scope:
+                running.scope = None  # returned by itself (lease lost, or drained)
 
         await self._nursery.start(run)

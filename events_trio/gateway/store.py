@@ -315,6 +315,10 @@ class SqliteLog:
         if entries:
             self.watch.advance(self.core.last_seq, self.core.last_event_seq)
 
+    def may_deliver(self, sink: str) -> bool:
+        """Always: one gateway owns its SQLite file and every sink in it."""
+        return True
+
     async def positions(self) -> dict[str, Position]:
         """Every project's persisted position."""
         return await self._run(self.core.positions)

@@ -27,6 +27,7 @@ backoff when the connection drops.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -90,6 +91,10 @@ class PgLog:
         self.tail = LogTail(last_seq, tail_entries)
         #: Whether the database answered the last operation (for /healthz).
         self.available = True
+        #: Until when (``trio.current_time()``) the leases in :attr:`held` can be
+        #: trusted without asking the database (the supervisor sets it after
+        #: each renewal, with a margin); past it, sinks do not deliver.
+        self.leases_trusted_until = -math.inf
         self._poke = trio.Event()
         self._commits = trio.CapacityLimiter(1)
         self.group = GroupCommit(core, self._commit, self._committed, window_s=window_s)
@@ -128,6 +133,16 @@ class PgLog:
         self.tail.extend(fresh, last_seq)
         events = [e.seq for e in fresh if e.kind == "event"]
         self.watch.advance(self.tail.last_seq, max(events, default=0))
+
+    def may_deliver(self, sink: str) -> bool:
+        """Whether this gateway holds ``sink``'s lease and renewed it recently enough.
+
+        A sink's delivery is outside the database (a chat message, a file
+        line), so fencing its offset is not enough: a gateway that was paused
+        past its TTL must not deliver what it read before it knows it still
+        owns the sink. Monotonic time runs on while a process is stopped.
+        """
+        return sink_resource(sink) in self.held and trio.current_time() < self.leases_trusted_until
 
     async def positions(self) -> dict[str, Position]:
         """Every project's persisted position."""

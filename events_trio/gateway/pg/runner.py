@@ -32,7 +32,7 @@ import psycopg_pool
 import trio
 
 from ..errors import StoreError, StoreUnavailable
-from .url import redact
+from ..store_url import redact
 
 T = TypeVar("T")
 log = logging.getLogger("events_trio.gateway.pg")

@@ -19,7 +19,9 @@ Tables (version 1):
 - ``et_gateways``: live gateways (heartbeat expiry, when they started, the
   URL they serve).
 - ``et_projects``: the shared registry (what ``--project`` / TOML / the
-  admin API upsert), the project's settings as JSON.
+  admin API upsert), the project's settings as JSON, and the live status
+  its owner publishes every round (what ``GET /api/projects`` shows on
+  every gateway).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE et_projects (
         name TEXT PRIMARY KEY,
         spec JSONB NOT NULL,
+        status JSONB,
         updated TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,

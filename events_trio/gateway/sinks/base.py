@@ -122,6 +122,11 @@ class SinkRunner:
             await trio.sleep(self.backoff.next_delay())
             return
         entries = self.route.select(page.entries)
+        if not self.log_store.may_deliver(self.sink.name):
+            # Cluster mode: the lease may have passed to another gateway.
+            log.warning("sink %s paused: its lease is not confirmed", self.sink.name)
+            self.stopped = True
+            return
         if entries:
             await self._deliver_with_retries(entries)
         with trio.CancelScope(shield=True):

@@ -1,11 +1,11 @@
-"""The ``--store`` URL: which backend, and how to show it without its password."""
+"""The ``--store`` URL: which backend, and how to show it without its password (no driver imported)."""
 
 from __future__ import annotations
 
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from ...core.errors import ConfigError
+from ..core.errors import ConfigError
 
 SCHEMES: Final = ("postgresql", "postgres")
 
@@ -19,8 +19,10 @@ def check_store_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
-    except ValueError as error:
-        raise ConfigError(f"--store {redact(url)}: {error}") from None
+    except ValueError:
+        raise ConfigError(
+            f"--store {redact(url)}: not a URL with a port 0..65535 (postgresql://USER@HOST:PORT/DBNAME)"
+        ) from None
     if parts.scheme not in SCHEMES:
         raise ConfigError(
             f"--store {redact(url)}: must be a postgresql://USER@HOST:PORT/DBNAME URL "
@@ -38,8 +40,16 @@ def redact(url: str) -> str:
         password = parts.password
     except ValueError:
         return "<unparsable URL>"
-    if password is None:
+    if password is None and "password=" not in parts.query:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    if "password=" in parts.query:
+        query = "&".join(
+            "password=***" if item.startswith("password=") else item
+            for item in parts.query.split("&")
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
