@@ -27,7 +27,7 @@ everything is given up: another gateway may own it by then.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
@@ -45,6 +45,7 @@ from .pg.schema import project_resource, sink_resource
 from .registry import ProjectExists, ProjectRegistry
 from .sinkset import SinkSet
 from .status import ProjectStatus
+from .tracker import Position
 
 log = logging.getLogger("events_trio.gateway.cluster")
 
@@ -178,21 +179,31 @@ class ClusterSupervisor:
                         lease.acquire, me=self.gateway_id, wanted=plan.acquire, ttl_s=self.ttl_s
                     )
                 )
+                for resource, epoch in won.items():
+                    self.log_store.held[resource] = epoch  # before any cursor is read
+                # Read after the leases are won: the cursors the previous owners left.
+                positions = await self.log_store.positions() if prefix == _PROJECT and won else {}
                 for resource, epoch in sorted(won.items()):
-                    await self._start(resource, epoch, projects)
+                    await self._start(resource, epoch, projects, positions)
         await self._follow_spec_changes(projects)
         for resource in [r for r in self.log_store.held if r.startswith(_SINK)]:
             await self.sinkset.activate(resource.split(":", 1)[1])  # one that paused itself
 
-    async def _start(self, resource: str, epoch: int, projects: dict[str, Any]) -> None:
-        self.log_store.held[resource] = epoch  # before the poller reads its cursor
+    async def _start(
+        self,
+        resource: str,
+        epoch: int,
+        projects: dict[str, Any],
+        positions: dict[str, Position],
+    ) -> None:
         name = resource.split(":", 1)[1]
         if resource.startswith(_SINK):
             await self.sinkset.activate(name)
             log.info("cluster: delivering sink %s here (epoch %d)", name, epoch)
             return
         try:
-            await self.registry.add(project_from_spec(name, projects[resource].spec), quiet=True)
+            project = project_from_spec(name, projects[resource].spec)
+            await self.registry.add(project, quiet=True, positions=positions)
         except ConfigError as error:  # a bad row in the shared registry
             log.error("cluster: cannot poll project %s: %s", name, error)
             return
@@ -300,7 +311,12 @@ class ClusterProjects(ProjectRegistry):
         return any(p.name == name for p in self.supervisor.state.projects)
 
     async def add(
-        self, project: ProjectConfig, *, by_api: bool = False, quiet: bool = False
+        self,
+        project: ProjectConfig,
+        *,
+        by_api: bool = False,
+        quiet: bool = False,
+        positions: Mapping[str, Position] | None = None,
     ) -> ProjectStatus:
         """Register ``project`` in the shared registry (a gateway starts it within a round)."""
         if self._known(project.name) or self.supervisor.registry.get(project.name):

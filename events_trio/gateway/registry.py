@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 import httpx
@@ -29,6 +29,7 @@ from .config import GatewayConfig, ProjectConfig
 from .eventlog import EventLog
 from .poller import Poller, PollerSettings
 from .status import ProjectStatus
+from .tracker import Position
 
 log = logging.getLogger("events_trio.gateway.registry")
 
@@ -92,7 +93,12 @@ class ProjectRegistry:
             await trio.sleep_forever()
 
     async def add(
-        self, project: ProjectConfig, *, by_api: bool = False, quiet: bool = False
+        self,
+        project: ProjectConfig,
+        *,
+        by_api: bool = False,
+        quiet: bool = False,
+        positions: Mapping[str, Position] | None = None,
     ) -> ProjectStatus:
         """Register ``project`` and start polling it at once.
 
@@ -100,6 +106,7 @@ class ProjectRegistry:
             project: The project.
             by_api: Added through the admin API (not from the file).
             quiet: Log nothing (the caller says why: cluster ownership).
+            positions: Stored positions read by the caller (read here if omitted).
 
         Raises:
             ProjectExists: the name is taken.
@@ -109,7 +116,9 @@ class ProjectRegistry:
             raise ProjectExists(f"project {project.name!r} is registered already")
         if len(self.pollers) >= MAX_PROJECTS:
             raise ConfigError(f"at most {MAX_PROJECTS} projects")
-        position = (await self.log_store.positions()).get(project.name)
+        if positions is None:
+            positions = await self.log_store.positions()
+        position = positions.get(project.name)
         poller = Poller(
             project,
             self.client,

@@ -36,11 +36,18 @@ def write_config(path: Path, servers: list[RunningServer]) -> Path:
 
 
 def start_gateway(
-    url: str, config: Path, out: Path, tmp: Path, n: int, *, ttl_s: float = TTL_S
+    url: str,
+    config: Path,
+    out: Path,
+    tmp: Path,
+    n: int,
+    *,
+    ttl_s: float = TTL_S,
+    extra: tuple[str, ...] = (),
 ) -> CliProcess:
     """One cluster member: same flags for every member (but its own state dir, unused)."""
     args = ["gateway", "--store", url, "--lease-ttl", str(ttl_s), "--config", str(config)]
-    args += ["--port", "0", "--state-dir", str(tmp / f"state{n}"), "--sink", f"jsonl:{out}"]
+    args += ["--port", "0", "--state-dir", str(tmp / f"state{n}"), "--sink", f"jsonl:{out}", *extra]
     return CliProcess([EVENTS_TRIO, *args])
 
 
@@ -97,3 +104,22 @@ def in_project_order(found: list[str]) -> bool:
         number, _, project = story.split("_", 2)
         per_project.setdefault(project, []).append(int(number))
     return all(numbers == sorted(numbers) for numbers in per_project.values())
+
+
+def sink_owner(pg: PgServer, url: str) -> str | None:
+    """The gateway delivering the (one) sink now, if any."""
+    owner = pg.sql(
+        url,
+        "SELECT owner FROM et_leases WHERE resource LIKE 'sink:%' AND owner IS NOT NULL "
+        "AND expires > now()",
+    )
+    return owner or None
+
+
+def positioned(pg: PgServer, url: str) -> int:
+    """Projects whose cursor is stored: a gateway has reached them (newer events are theirs).
+
+    A project's first contact skips what its server held before (it starts
+    from "now", as with one gateway): tests publish only once it is stored.
+    """
+    return int(pg.sql(url, "SELECT count(*) FROM et_positions"))
