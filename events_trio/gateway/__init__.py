@@ -4,7 +4,8 @@ Data flows one way::
 
     config -> Poller (per project; stream, long-poll or interval, transports/)
            -> StreamProtocol / tracker (sans-IO) -> group commit (writer.py)
-           -> EventLog (SQLite; newest entries in memory, tail.py)
+           -> EventLog (eventlog.py: SQLite in store.py, or PostgreSQL in pg/ for
+              a cluster of gateways; newest entries in memory, tail.py)
            -> SinkRunner (per sink) -> console / JSON lines / webhook / Apprise
            -> gateway HTTP API (GET /api/events, /api/projects, /healthz)
 """
@@ -20,7 +21,10 @@ from .errors import BadResponse as BadResponse
 from .errors import GatewayError as GatewayError
 from .errors import ProjectError as ProjectError
 from .errors import ProjectUnreachable as ProjectUnreachable
+from .errors import LeaseLost as LeaseLost
 from .errors import SinkError as SinkError
+from .errors import StoreError as StoreError
+from .errors import StoreUnavailable as StoreUnavailable
 from .service import RunningGateway as RunningGateway
 from .service import run_gateway as run_gateway
 
@@ -28,6 +32,7 @@ __all__ = [
     "BadResponse",
     "GatewayConfig",
     "GatewayError",
+    "LeaseLost",
     "PollSettings",
     "ProjectConfig",
     "ProjectError",
@@ -35,6 +40,8 @@ __all__ = [
     "RunningGateway",
     "SinkError",
     "SinkSpec",
+    "StoreError",
+    "StoreUnavailable",
     "load_config",
     "run_gateway",
 ]

@@ -42,12 +42,12 @@ from ..wire.fastpath import Args, events_route
 from ..wire.query import H_INSTANCE, H_LATEST, H_OLDEST, H_WAIT, WAIT_MAX, EventsQuery
 from ..wire.sse import DEFAULT_KEEPALIVE_S, StreamStats
 from .admin import register_admin
+from .eventlog import EventLog
 from .page import register_page
 from .records import Page
 from .registry import ProjectRegistry
 from .signin import register_signin
 from .status import ProjectStatus
-from .store import EventLog
 from .stories import StoryBoard
 from .stories_api import register_stories
 from .stream import register_log_stream

@@ -21,9 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from ..wire.defaults import EVENTS_PATH, METRICS_PATH, STREAM_PATH
 from ..wire.sse import StreamStats
+from .eventlog import EventLog
 from .poller import Poller
 from .sinks import SinkRunner
-from .store import EventLog
 
 GATEWAY_ROUTES: Final = (
     "/",

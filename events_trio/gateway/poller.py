@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -33,10 +32,10 @@ import trio
 
 from .backoff import Backoff
 from .config import GatewayConfig, ProjectConfig
-from .errors import BadResponse, ProjectError, ProjectUnreachable
+from .errors import BadResponse, LeaseLost, ProjectError, ProjectUnreachable, StoreError
+from .eventlog import EventLog
 from .records import Incoming, LogEntry, Notice
 from .status import ProjectStatus
-from .store import EventLog
 from .streamer import DEFAULT_IDLE_DEADLINE_S, Batch, StreamReader, stream_request
 from .tracker import PollResponse, PollResult, Position, interpret
 from .transports.modes import ModeChoice
@@ -132,11 +131,16 @@ class Poller:
         self._restarts_in_row = 0
         self._restart_backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, rand)
         self.modes = ModeChoice()
+        #: Set when the log refused an append because another gateway owns the project.
+        self.stopped = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Stream or poll until cancelled; the first request goes out at once."""
+        """Stream or poll until cancelled or the project's lease is lost (cluster mode).
+
+        The first request goes out at once.
+        """
         task_status.started()
-        while True:
+        while not self.stopped:
             if self.modes.next_transport(has_position=self.position is not None) == "stream":
                 await self.stream_once()
             else:
@@ -156,7 +160,7 @@ class Poller:
             return
         try:
             await self._follow(response, protocol, started)
-        except sqlite3.Error as error:
+        except StoreError as error:
             await self._store_failed(error)
         finally:
             with trio.CancelScope(shield=True) as closing:
@@ -237,11 +241,20 @@ class Poller:
         self.status.events_received += sum(entry.kind == "event" for entry in entries)
         return entries
 
-    async def _store_failed(self, error: sqlite3.Error) -> None:
+    async def _store_failed(self, error: StoreError) -> None:
         # Nothing acknowledged, cursor unchanged: the next connection re-reads.
+        self._note_store_error(error)
+        if not self.stopped:
+            await trio.sleep(self.backoff.next_delay())
+
+    def _note_store_error(self, error: StoreError) -> None:
+        if isinstance(error, LeaseLost):
+            # Another gateway owns the project now: it continues from the cursor.
+            log.warning("[%s] stopped polling: %s", self.project.name, error)
+            self.stopped = True
+            return
         log.error("[%s] cannot write the state store: %s", self.project.name, error)
         self.status.last_error = f"state store: {error}"
-        await trio.sleep(self.backoff.next_delay())
 
     async def _pace_restart(self) -> None:
         self._restarts_in_row += 1
@@ -270,7 +283,7 @@ class Poller:
             return
         try:
             await self._accept(result)
-        except sqlite3.Error as error:
+        except StoreError as error:
             await self._store_failed(error)
             return
         await self._pace(result, started, first)
@@ -370,8 +383,8 @@ class Poller:
             await self.log_store.append(
                 self.project.name, (Incoming(Notice("unreachable", text), 0),), self.position
             )
-        except sqlite3.Error as store_error:
-            log.error("[%s] cannot write the state store: %s", self.project.name, store_error)
+        except StoreError as store_error:
+            self._note_store_error(store_error)
 
     async def _pace(self, result: PollResult, started: float, first: bool) -> None:
         if result.restarted:

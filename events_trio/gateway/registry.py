@@ -26,9 +26,9 @@ import trio
 
 from ..core.errors import ConfigError
 from .config import GatewayConfig, ProjectConfig
+from .eventlog import EventLog
 from .poller import Poller, PollerSettings
 from .status import ProjectStatus
-from .store import EventLog
 
 log = logging.getLogger("events_trio.gateway.registry")
 

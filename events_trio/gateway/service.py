@@ -35,13 +35,15 @@ from ..hosting.settings import hypercorn_settings
 from ..wire.auth import check_exposure
 from .app import create_gateway_app
 from .config import GatewayConfig, SinkSpec
+from .errors import StoreError
+from .eventlog import EventLog
 from .metrics import GATEWAY_ROUTES, GatewayMetrics
 from .poller import Poller, PollerSettings
 from .registry import ProjectRegistry
 from .routing import EVERYTHING
 from .sinks import Sink, SinkRunner, build_sink
 from .sinkset import SinkSet
-from .store import EventLog, open_sqlite_log
+from .store import open_sqlite_log
 from .stories import StoryBoard
 from .story_feed import follow_log
 from .transport import PerOriginTransport
@@ -296,7 +298,7 @@ async def _retention(log_store: EventLog, config: GatewayConfig) -> None:
     while True:
         try:
             deleted = await log_store.prune(config.retention_events, config.retention_age_s)
-        except sqlite3.Error as error:
+        except StoreError as error:
             log.error("retention failed: %s", error)
         else:
             if deleted:

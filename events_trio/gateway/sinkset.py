@@ -19,8 +19,8 @@ import httpx
 import trio
 
 from .config import SinkSpec
+from .eventlog import EventLog
 from .sinks import Sink, SinkRunner, build_sink
-from .store import EventLog
 
 log = logging.getLogger("events_trio.gateway.sinks")
 

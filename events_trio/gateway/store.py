@@ -1,6 +1,6 @@
-"""The durable merged log: an interface and its embedded SQLite backend.
+"""The durable merged log's embedded backend: SQLite (the interface is eventlog.py).
 
-Operations (:class:`EventLog`): append a project's records together with its
+Operations (:class:`~.eventlog.EventLog`): append a project's records together with its
 new position in one transaction; read entries after an offset; register a
 sink and commit its offset; prune by count and age.
 
@@ -28,14 +28,16 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
 import trio
 
 from ..core.clock import ClockMs, next_stamp, wall_clock_ms
+from .errors import StoreError
 from .records import (
     EntryKind,
     Incoming,
@@ -71,43 +73,6 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS sinks (sink TEXT PRIMARY KEY, offset INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class EventLog(Protocol):
-    """What pollers, sinks and the HTTP API need from the merged log."""
-
-    watch: LogWatch
-    instance: str
-
-    async def positions(self) -> dict[str, Position]:
-        """Every project's persisted position."""
-        ...
-
-    async def append(
-        self, project: str, records: Sequence[Incoming], position: Position | None
-    ) -> list[LogEntry]:
-        """Append ``records`` and set ``project``'s position (unless ``None``), atomically."""
-        ...
-
-    async def read(self, after: int, limit: int, *, notices: bool = True) -> Page:
-        """Up to ``limit`` entries with ``seq > after``."""
-        ...
-
-    async def oldest_seq(self) -> int | None:
-        """Offset of the oldest retained entry."""
-        ...
-
-    async def sink_offset(self, sink: str) -> int:
-        """A sink's committed offset; a new sink starts at the current end."""
-        ...
-
-    async def commit(self, sink: str, offset: int) -> None:
-        """Persist that ``sink`` delivered everything up to ``offset``."""
-        ...
-
-    async def prune(self, keep: int, max_age_s: float) -> int:
-        """Delete all but the newest ``keep`` entries and those older than ``max_age_s``."""
-        ...
 
 
 class SqliteCore:
@@ -275,6 +240,15 @@ class SqliteCore:
         self.db.close()
 
 
+@contextmanager
+def as_store_error() -> Iterator[None]:
+    """SQLite's errors as the log's (callers never see which backend failed)."""
+    try:
+        yield
+    except (sqlite3.Error, OverflowError) as error:
+        raise StoreError(str(error)) from error
+
+
 def _kind(value: str) -> EntryKind:
     return "notice" if value == "notice" else "event"
 
@@ -313,7 +287,8 @@ class SqliteLog:
     async def _run(self, fn: Callable[[], T]) -> T:
         # Not abandoned on cancel: a transaction either commits or rolls back
         # before the caller sees the cancellation.
-        return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+        with as_store_error():
+            return await trio.to_thread.run_sync(fn, limiter=self._limiter)
 
     async def _commit(self, fn: Callable[[], T]) -> T:
         # A group's transaction runs on the event loop: in WAL mode without
@@ -322,7 +297,8 @@ class SqliteLog:
         # cost more CPU than the commit itself. Checkpoints, which fsync, run
         # in a worker thread (_maintain).
         async with self._limiter:
-            return fn()
+            with as_store_error():
+                return fn()
 
     async def _maintain(self) -> None:
         self._groups_since_checkpoint += 1

@@ -9,12 +9,12 @@ writes to it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Final
 
 import trio
 
-from .store import EventLog
+from .errors import StoreError
+from .eventlog import EventLog
 from .stories import StoryBoard
 
 log = logging.getLogger("events_trio.gateway.stories")
@@ -47,7 +47,7 @@ async def catch_up(board: StoryBoard, log_store: EventLog) -> None:
     while True:
         try:
             page = await log_store.read(board.offset, PAGE_ENTRIES, notices=False)
-        except sqlite3.Error as error:
+        except StoreError as error:
             log.error("stories cannot read the state store: %s", error)
             await trio.sleep(RETRY_S)
             continue

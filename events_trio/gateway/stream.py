@@ -21,8 +21,8 @@ from quart_trio import QuartTrio
 from ..hosting.webapp import stream_response
 from ..wire.defaults import STREAM_PATH
 from ..wire.sse import LAST_EVENT_ID, StreamStats, event_frame, id_frame, resume_cursor, sse_stream
+from .eventlog import EventLog
 from .records import Page
-from .store import EventLog
 from .tracker import MAX_STAMP_MS
 
 #: Log entries read per step; a client far behind catches up in pages this size.

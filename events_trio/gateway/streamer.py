@@ -14,7 +14,6 @@ past it is dropped and reconnected from the cursor.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -25,7 +24,7 @@ import trio
 from ..wire.defaults import STREAM_PATH
 from ..wire.sse import CONTENT_TYPE, LAST_EVENT_ID
 from .config import ProjectConfig
-from .errors import ProjectUnreachable
+from .errors import ProjectUnreachable, StoreError
 from .records import Incoming
 from .sse_connection import STREAM_EXTENSION
 from .tracker import Position
@@ -120,9 +119,9 @@ class StreamReader:
         """Read and append until the connection ends; then flush what is queued.
 
         Raises:
-            sqlite3.Error: an append failed (the reader is stopped with it).
+            StoreError: an append failed (the reader is stopped with it).
         """
-        failed: list[sqlite3.Error] = []
+        failed: list[StoreError] = []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._append_loop, failed, nursery.cancel_scope)
             try:
@@ -160,7 +159,7 @@ class StreamReader:
             return False
         return True
 
-    async def _append_loop(self, failed: list[sqlite3.Error], scope: trio.CancelScope) -> None:
+    async def _append_loop(self, failed: list[StoreError], scope: trio.CancelScope) -> None:
         while True:
             if not self._dirty:
                 if self._done:
@@ -171,7 +170,7 @@ class StreamReader:
             batch, self._batch, self._dirty = self._batch, Batch(), False
             try:
                 await self.append(batch)
-            except sqlite3.Error as error:
+            except StoreError as error:
                 failed.append(error)
                 scope.cancel()
                 return

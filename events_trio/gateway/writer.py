@@ -31,6 +31,7 @@ from typing import Final, Protocol, TypeVar
 
 import trio
 
+from .errors import StoreError
 from .records import Incoming, LogEntry
 from .tracker import Position
 
@@ -58,8 +59,8 @@ class GroupWriter(Protocol):
 
     def append_group(
         self, items: Sequence[AppendItem], offsets: Sequence[tuple[str, int]] = ()
-    ) -> list[list[LogEntry]]:
-        """Append every item and set every offset atomically; entries per item."""
+    ) -> Sequence[list[LogEntry] | StoreError]:
+        """Append every item and set every offset atomically; per item its entries or why not."""
         ...
 
 
@@ -71,7 +72,7 @@ class _Group:
         self.offsets: dict[str, int] = {}
         self.full = trio.Event()
         self.done = trio.Event()
-        self.result: list[list[LogEntry]] = []
+        self.result: Sequence[list[LogEntry] | StoreError] = []
         self.error: BaseException | None = None
 
     @property
@@ -95,7 +96,7 @@ class GroupCommit:
     def __init__(
         self,
         writer: GroupWriter,
-        run: Runner[list[list[LogEntry]]],
+        run: Runner[Sequence[list[LogEntry] | StoreError]],
         committed: Callable[[list[LogEntry]], None],
         *,
         window_s: float = DEFAULT_WINDOW_S,
@@ -119,12 +120,16 @@ class GroupCommit:
         """Append ``records`` and set ``project``'s position in the next group commit.
 
         Raises:
-            sqlite3.Error: the group's transaction failed (nothing of it was kept).
+            StoreError: the group's transaction failed (nothing of it was kept), or
+                this item was refused (``LeaseLost``: the rest of the group committed).
         """
         group, leader = self._join()
         index = len(group.items)
         group.items.append(AppendItem(project, records, position))
-        return (await self._settle(group, leader))[index]
+        result = (await self._settle(group, leader))[index]
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
     async def commit_offset(self, sink: str, offset: int) -> None:
         """Persist ``sink``'s offset with the next group commit (never waits for it).
@@ -152,7 +157,7 @@ class GroupCommit:
 
     async def _settle(
         self, group: _Group, leader: bool, *, window_s: float | None = None
-    ) -> list[list[LogEntry]]:
+    ) -> Sequence[list[LogEntry] | StoreError]:
         if group.size >= self.max_items:
             group.full.set()
             if self._open is group:
@@ -183,7 +188,7 @@ class GroupCommit:
             self._pending = {**group.offsets, **self._pending}
         else:
             self.groups += 1
-            self._committed([entry for entries in group.result for entry in entries])
+            self._committed([e for r in group.result if isinstance(r, list) for e in r])
         finally:
             group.done.set()
         if group.error is None and self._after is not None:

@@ -28,7 +28,7 @@ from events_trio.core.events import StoredEvent, StoredMergeFailure, encode
 from events_trio.gateway.config import ProjectConfig
 from events_trio.gateway.poller import Poller, PollerSettings
 from events_trio.gateway.records import LogEntry, Notice
-from events_trio.gateway.store import SqliteCore, SqliteLog
+from events_trio.gateway.store import SqliteCore, SqliteLog, as_store_error
 from events_trio.gateway.tracker import Position
 from events_trio.server.config import ServerConfig
 from events_trio.server.run import RunningServer, run_server
@@ -64,7 +64,8 @@ class InlineLog(SqliteLog):
 
     async def _run(self, fn: Callable[[], T]) -> T:
         await trio.lowlevel.checkpoint()
-        return fn()
+        with as_store_error():
+            return fn()
 
     def entries(self) -> list[LogEntry]:
         """Everything in the log."""

@@ -20,6 +20,7 @@ import trio.testing
 
 from events_trio.gateway.records import Incoming, LogEntry
 from events_trio.gateway.sinks import SinkRunner
+from events_trio.gateway.store import as_store_error
 from events_trio.gateway.tracker import Position
 
 from .helpers import BASE_MS, FakeProject, InlineLog, failure, make_poller
@@ -40,7 +41,8 @@ class RefusingLog(InlineLog):
     def _check(self) -> None:
         if self.refusal is not None:
             self.refused += 1
-            raise sqlite3.OperationalError(self.refusal)
+            with as_store_error():  # what SQLite raises, as the SQLite log reports it
+                raise sqlite3.OperationalError(self.refusal)
 
     async def append(
         self, project: str, records: Sequence[Incoming], position: Position | None

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from events_trio.gateway.errors import StoreError
 from events_trio.gateway.records import Incoming, LogEntry, Notice
 from events_trio.gateway.store import CHECKPOINT_EVERY_GROUPS, DB_FILENAME, open_sqlite_log
 from events_trio.gateway.tracker import Position
@@ -65,8 +66,8 @@ async def test_failing_group_fails_every_member_and_keeps_none_of_it(
         "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
     )
     with pytest.RaisesGroup(
-        pytest.RaisesExc(sqlite3.IntegrityError, match="^disk says no$"),
-        pytest.RaisesExc(sqlite3.IntegrityError, match="^disk says no$"),
+        pytest.RaisesExc(StoreError, match="^disk says no$"),
+        pytest.RaisesExc(StoreError, match="^disk says no$"),
     ):  # both members of the group get the error
         await append_all(log, ["good", "bad"])
     assert log.entries() == []

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final, TypeVar
+from functools import partial
+from typing import Any, Final, TypeVar
 
 import psycopg
 import psycopg_pool
 import trio
 
-from ..errors import StoreUnavailable
+from ..errors import StoreError, StoreUnavailable
 from .url import redact
 
 T = TypeVar("T")
@@ -63,8 +64,12 @@ def connection_kwargs(*, autocommit: bool = False) -> dict[str, object]:
 
 def unavailable(error: BaseException, url: str) -> StoreUnavailable:
     """One line for operators, with the password redacted."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return StoreUnavailable(f"PostgreSQL {redact(url)} unavailable: {text}")
+    return StoreUnavailable(f"PostgreSQL {redact(url)} unavailable: {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class PgRunner:
@@ -88,6 +93,9 @@ class PgRunner:
             name="events-trio",
         )
         self.limiter = trio.CapacityLimiter(size)
+        # The pool logs a warning per failed reconnection attempt (hundreds
+        # while PostgreSQL restarts); the log and pollers report outages once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
     async def open(self, timeout_s: float = POOL_TIMEOUT_S) -> None:
         """Open the pool and wait for one good connection.
@@ -101,20 +109,31 @@ class PgRunner:
             await trio.to_thread.run_sync(self.pool.close)
             raise unavailable(error, self.url) from None
 
-    async def run(self, fn: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
+    async def run(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
         """``fn(conn)`` in one transaction (committed if it returns, rolled back if it raises).
 
         Raises:
             StoreUnavailable: the connection failed or timed out (nothing was committed,
                 or the commit's outcome is unknown: callers make writes idempotent).
-            psycopg.Error: any other database error, as psycopg raised it.
+            StoreError: any other database error.
+        """
+        return await self.call(partial(self._with_connection, fn))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (which takes its own pooled connections) in a worker thread.
+
+        Raises:
+            StoreUnavailable: a connection failed or timed out.
+            StoreError: any other database error.
         """
         try:
-            return await trio.to_thread.run_sync(self._call, fn, limiter=self.limiter)
+            return await trio.to_thread.run_sync(fn, limiter=self.limiter)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
             raise unavailable(error, self.url) from None
+        except psycopg.Error as error:
+            raise StoreError(f"PostgreSQL refused the operation: {_first_line(error)}") from None
 
-    def _call(self, fn: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
+    def _with_connection(self, fn: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
         with self.pool.connection() as conn:
             return fn(conn)
 

@@ -24,7 +24,7 @@ Tables (version 1):
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 
@@ -81,7 +81,7 @@ class SchemaTooNew(ConfigError):
     """The database was migrated by a newer events-trio than this one."""
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+def migrate(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before.
 
     Each migration commits with its version; concurrent gateways wait on

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -20,10 +19,10 @@ from typing import Final, Protocol
 import trio
 
 from ..backoff import Backoff
-from ..errors import SinkError
+from ..errors import LeaseLost, SinkError, StoreError
+from ..eventlog import EventLog
 from ..records import LogEntry
 from ..routing import EVERYTHING, Route
-from ..store import EventLog
 
 log = logging.getLogger("events_trio.gateway.sinks")
 
@@ -93,6 +92,8 @@ class SinkRunner:
         self.offset = 0
         self.failures = 0
         self._last_delivery = -math.inf
+        #: Set when another gateway took the sink over (cluster mode).
+        self.stopped = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver until the log's watch is released and everything is delivered.
@@ -102,7 +103,7 @@ class SinkRunner:
         """
         self.offset = await self.sink.resume(await self.log_store.sink_offset(self.sink.name))
         task_status.started()
-        while True:
+        while not self.stopped:
             watch = self.log_store.watch
             await watch.wait_newer(self.offset)
             if watch.released and not watch.has_newer(self.offset):
@@ -116,7 +117,7 @@ class SinkRunner:
         await trio.sleep_until(self._last_delivery + self.sink.min_interval_s)
         try:
             page = await self.log_store.read(self.offset, self.settings.batch_limit)
-        except sqlite3.Error as error:
+        except StoreError as error:
             log.error("sink %s cannot read the state store: %s", self.sink.name, error)
             await trio.sleep(self.backoff.next_delay())
             return
@@ -130,7 +131,11 @@ class SinkRunner:
     async def _commit(self, offset: int) -> None:
         try:
             await self.log_store.commit(self.sink.name, offset)
-        except sqlite3.Error as error:
+        except LeaseLost as error:
+            # Another gateway delivers this sink now, from the last offset committed.
+            log.warning("sink %s stopped: %s", self.sink.name, error)
+            self.stopped = True
+        except StoreError as error:
             # Delivered but not recorded (disk full, read-only state dir): the
             # offset still advances in memory, so nothing repeats while this
             # process runs; the next commit that succeeds records it.
