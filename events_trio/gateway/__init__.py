@@ -19,9 +19,9 @@ from .config import SinkSpec as SinkSpec
 from .config import load_config as load_config
 from .errors import BadResponse as BadResponse
 from .errors import GatewayError as GatewayError
+from .errors import LeaseLost as LeaseLost
 from .errors import ProjectError as ProjectError
 from .errors import ProjectUnreachable as ProjectUnreachable
-from .errors import LeaseLost as LeaseLost
 from .errors import SinkError as SinkError
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
