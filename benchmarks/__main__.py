@@ -25,6 +25,7 @@ BENCHMARKS: Final = (
     "bench_gateway",
     "bench_gateway_vs",
     "bench_scale",
+    "bench_cluster",
 )
 RESULTS: Final = Path(__file__).parent / "results" / "latest.json"
 

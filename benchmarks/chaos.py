@@ -1,23 +1,31 @@
 """Chaos run: random faults over minutes, then the checker over the whole history.
 
-``python -m benchmarks.chaos --minutes N --store sqlite [--seed S]``
+``python -m benchmarks.chaos --minutes N --store sqlite|postgresql [--seed S]``
 (``nox -s chaos -- ...``). Black-box: everything runs as the operator runs
 it, as subprocesses talking HTTP on loopback.
 
 * ``--servers`` project servers (``events-trio serve``, each watching its
   own pipeline directory, ingest enabled, a small buffer so a long outage
   overflows it and the gateway must announce the gap);
-* one gateway (``events-trio gateway``) reaching each server through a
+* one gateway (``events-trio gateway``, SQLite in its state directory) or,
+  with ``--store postgresql``, a cluster of three on one throwaway
+  PostgreSQL (:mod:`benchmarks.chaos_pg`: same ``--store``, same projects,
+  same sinks, a 3-second lease TTL), each reaching each server through a
   :class:`~benchmarks.chaos_proxy.FaultProxy`, with a JSON-lines sink and a
-  webhook sink to :class:`~benchmarks.chaos_receiver.WebhookReceiver`;
+  webhook sink to :class:`~benchmarks.chaos_receiver.WebhookReceiver`. In
+  a cluster every gateway is configured with the SAME sink file and URL:
+  a sink is identified by its spec and leased to one gateway at a time, so
+  a survivor continues the same file from the committed offset;
 * a publisher: ``--rate`` ingest POSTs a second per project, and a real file
   move in each pipeline every second; every acknowledged event is logged
   with its time (``acks.jsonl``);
 * a fault injector drawing from ``random.Random(seed)`` (the seed is
   printed; ``--seed`` replays the same fault schedule): kill -9 and restart
-  the gateway; SIGSTOP it and SIGCONT it; kill -9 a project server and
-  restart it on its port; cut or delay the connections between the gateway
-  and one server. Every fault is logged (``procs.jsonl``).
+  a gateway; SIGSTOP it and SIGCONT it (in a cluster: past the lease TTL);
+  kill -9 a project server and restart it on its port; cut or delay the
+  connections between the gateways and one server; in a cluster also
+  restart PostgreSQL (``fast`` or ``immediate``). Every fault is logged
+  (``procs.jsonl``).
 
 Filling the state disk is not injected: it needs a mount of its own (root,
 and a mess if the run dies); ``tests/gateway/test_disk_full.py`` covers it.
@@ -25,7 +33,8 @@ and a mess if the run dies); ``tests/gateway/test_disk_full.py`` covers it.
 At the end the publisher stops, the system settles (every sink quiet), the
 processes get SIGTERM, and :mod:`benchmarks.checker` judges the run. Exit
 status 0 only when it passes: no silent loss, no order violation, no more
-repeats than gateway crashes allow.
+repeats than the faults that may repeat a batch allow (a gateway's kill -9;
+in a cluster also a pause past the TTL and a PostgreSQL restart).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +57,7 @@ import httpx
 import msgspec
 import trio
 
+from .chaos_pg import GATEWAYS, Cluster
 from .chaos_proxy import FaultProxy
 from .chaos_receiver import WebhookReceiver
 from .checker import check_run, jsonl_key, table
@@ -55,17 +66,20 @@ EVENTS_TRIO: Final = str(Path(sys.executable).parent / "events-trio")
 TOKEN: Final = "chaos-ingest-token"
 #: Events each project server keeps: small, so a long outage overflows it.
 SERVER_CAPACITY: Final = 50
+#: In a cluster a takeover waits out the lease TTL first: room for that.
+CLUSTER_SERVER_CAPACITY: Final = 100
 #: Seconds between file moves in each pipeline.
 MOVE_INTERVAL_S: Final = 1.0
 #: Items moving through one pipeline at a time.
 ACTIVE_ITEMS: Final = 3
 #: Seconds between faults (uniform).
 FAULT_GAP_S: Final = (2.0, 6.0)
-#: The gateway's sink batch: what a crash may deliver again (webhook).
+#: The gateway's sink batch: what a crash or a takeover may deliver again.
 SINK_BATCH: Final = 100
 #: A process must answer /healthz within this many seconds of starting.
 START_TIMEOUT_S: Final = 30.0
-#: The end: sinks quiet this long means settled; give up after the maximum.
+#: The end: sinks quiet this long (plus the lease TTL in a cluster, where a
+#: sink may wait out a takeover) means settled; give up after the maximum.
 QUIET_S: Final = 3.0
 SETTLE_MAX_S: Final = 120.0
 STORES: Final = ("sqlite", "postgresql")
@@ -194,9 +208,10 @@ class Chaos:
     minutes: float
     rate: float
     projects: list[Project]
-    gateway: Child
+    gateways: list[Child]
     history: History
     receiver: WebhookReceiver
+    cluster: Cluster | None = None
     rng: random.Random = field(init=False)
     end: float = 0.0
 
@@ -262,26 +277,41 @@ class Chaos:
             self.cut_link,
             self.delay_link,
         ]
+        if self.cluster is not None:
+            faults.append(self.restart_postgres)
         while True:
             await trio.sleep(self.rng.uniform(*FAULT_GAP_S))
             if trio.current_time() >= self.end:
                 return
             await self.rng.choice(faults)(http)
 
+    def pick_gateway(self) -> Child:
+        # One gateway draws nothing: a seed keeps its single-gateway schedule.
+        return self.gateways[0] if len(self.gateways) == 1 else self.rng.choice(self.gateways)
+
     async def kill_gateway(self, http: httpx.AsyncClient) -> None:
-        self.history.proc("gateway", "kill", self.gateway.gen)
-        await self.gateway.kill()
+        gateway = self.pick_gateway()
+        self.history.proc(gateway.name, "kill", gateway.gen)
+        await gateway.kill()
         await trio.sleep(self.rng.uniform(0.2, 2.0))
-        self.gateway.gen += 1
-        await self.gateway.start(http)
-        self.history.proc("gateway", "start", self.gateway.gen)
+        gateway.gen += 1
+        await gateway.start(http)
+        self.history.proc(gateway.name, "start", gateway.gen)
 
     async def stop_gateway(self, http: httpx.AsyncClient) -> None:
-        self.history.proc("gateway", "stop", self.gateway.gen)
-        self.gateway.signal(signal.SIGSTOP)
-        await trio.sleep(self.rng.uniform(1.0, 8.0))
-        self.gateway.signal(signal.SIGCONT)
-        self.history.proc("gateway", "cont", self.gateway.gen)
+        gateway = self.pick_gateway()
+        self.history.proc(gateway.name, "stop", gateway.gen)
+        gateway.signal(signal.SIGSTOP)
+        if self.cluster is None:
+            await trio.sleep(self.rng.uniform(1.0, 8.0))
+        else:
+            await trio.sleep(self.cluster.stop_seconds(self.rng))
+        gateway.signal(signal.SIGCONT)
+        self.history.proc(gateway.name, "cont", gateway.gen)
+
+    async def restart_postgres(self, http: httpx.AsyncClient) -> None:
+        assert self.cluster is not None
+        await self.cluster.restart(self.rng, self.history.proc)
 
     async def kill_server(self, http: httpx.AsyncClient) -> None:
         project = self.rng.choice(self.projects)
@@ -353,12 +383,15 @@ def _key(line: bytes) -> str | None:
 # --- set-up, run, settle, judge -------------------------------------------------------------
 
 
-def gateway_config(run: Path, port: int, projects: list[Project], webhook_port: int) -> Path:
+def gateway_config(
+    run: Path, port: int, projects: list[Project], webhook_port: int, tag: str = ""
+) -> Path:
+    """A gateway's TOML: its own port and state directory, the run's projects and sinks."""
     lines = [
         "[gateway]",
         'host = "127.0.0.1"',
         f"port = {port}",
-        f'state_dir = "{run / "state"}"',
+        f'state_dir = "{run / ("state" + tag)}"',
     ]
     for project in projects:
         url = f"http://127.0.0.1:{project.proxy.listen_port}"
@@ -366,34 +399,73 @@ def gateway_config(run: Path, port: int, projects: list[Project], webhook_port: 
     lines += ["[[sink]]", 'kind = "jsonl"', f'path = "{run / "sink.jsonl"}"']
     lines += ["[[sink]]", 'kind = "webhook"', f'url = "http://127.0.0.1:{webhook_port}/hook"']
     lines += ["group_window_s = 0.2", "min_interval_s = 0.2"]
-    path = run / "gateway.toml"
+    path = run / f"gateway{tag}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def make_projects(run: Path, count: int) -> list[Project]:
+def make_gateways(
+    run: Path, projects: list[Project], webhook_port: int, cluster: Cluster | None
+) -> list[Child]:
+    """One SQLite gateway, or :data:`~benchmarks.chaos_pg.GATEWAYS` on the cluster's store."""
+    if cluster is None:
+        port = free_port()
+        config = gateway_config(run, port, projects, webhook_port)
+        args = [EVENTS_TRIO, "gateway", "--config", str(config)]
+        return [Child("gateway", args, port, run / "gateway.log")]
+    gateways = []
+    for index in range(GATEWAYS):
+        port, tag = free_port(), f"-g{index}"
+        config = gateway_config(run, port, projects, webhook_port, tag)
+        args = [EVENTS_TRIO, "gateway", "--config", str(config), *cluster.gateway_args()]
+        gateways.append(Child(f"gateway:g{index}", args, port, run / f"gateway{tag}.log"))
+    return gateways
+
+
+def make_projects(run: Path, count: int, capacity: int = SERVER_CAPACITY) -> list[Project]:
     projects = []
     for index in range(count):
         name, port = f"p{index}", free_port()
         pipeline = run / f"pipeline-{name}"
         args = [EVENTS_TRIO, "serve", "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--pipeline", str(pipeline), "--capacity", str(SERVER_CAPACITY)]
+        args += ["--pipeline", str(pipeline), "--capacity", str(capacity)]
         server = Child(name, args, port, run / f"server-{name}.log")
         server.env["EVENTS_TRIO_INGEST_TOKEN"] = TOKEN
         projects.append(Project(name, server, pipeline, FaultProxy(port)))
     return projects
 
 
-async def wait_all_up(http: httpx.AsyncClient, port: int, timeout_s: float) -> bool:
-    """Whether the gateway reports every project up within ``timeout_s``."""
+async def ready_projects(http: httpx.AsyncClient, gateways: list[Child]) -> set[str]:
+    """Projects some live gateway owns and reports up.
+
+    A gateway's ``/api/projects`` lists every project of the cluster with its
+    ``owner`` (``/healthz`` gives each gateway's ``gateway_id``); a project
+    counts once the gateway that owns it says it is up. One gateway on
+    SQLite has no ``owner`` field: it owns everything it lists.
+    """
+    ready: set[str] = set()
+    for gateway in gateways:
+        if not gateway.up:
+            continue
+        base = f"http://127.0.0.1:{gateway.port}"
+        try:
+            me = (await http.get(f"{base}/healthz")).json().get("gateway_id")
+            projects = (await http.get(f"{base}/api/projects")).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        for project in projects:
+            if project.get("state") == "up" and project.get("owner", me) == me:
+                ready.add(str(project["name"]))
+    return ready
+
+
+async def wait_all_up(chaos: Chaos, http: httpx.AsyncClient, timeout_s: float) -> bool:
+    """Whether every project is owned by a live gateway and up within ``timeout_s``."""
+    names = {project.name for project in chaos.projects}
     with trio.move_on_after(timeout_s):
         while True:
-            try:
-                states = (await http.get(f"http://127.0.0.1:{port}/api/projects")).json()
-                if all(p["state"] == "up" for p in states):
-                    return True
-            except (httpx.HTTPError, ValueError):
-                pass
+            if names <= await ready_projects(http, chaos.gateways):
+                return True
             await trio.sleep(0.1)
     return False
 
@@ -402,37 +474,49 @@ async def settle(chaos: Chaos, http: httpx.AsyncClient) -> None:
     """Wait until every project is up and both sinks have been quiet for :data:`QUIET_S`."""
     sink = chaos.run / "sink.jsonl"
     deadline = trio.current_time() + SETTLE_MAX_S
-    await wait_all_up(http, chaos.gateway.port, SETTLE_MAX_S)
+    await wait_all_up(chaos, http, SETTLE_MAX_S)
+    quiet_s = QUIET_S + (0.0 if chaos.cluster is None else chaos.cluster.ttl_s)
     last = (-1, -1)
     quiet_since = trio.current_time()
     while trio.current_time() < deadline:
         now = (sink.stat().st_size if sink.exists() else 0, chaos.receiver.posts)
         if now != last:
             last, quiet_since = now, trio.current_time()
-        elif trio.current_time() - quiet_since >= QUIET_S:
+        elif trio.current_time() - quiet_since >= quiet_s:
             return
         await trio.sleep(0.2)
 
 
 async def run_chaos(args: argparse.Namespace, run: Path) -> int:
+    cluster = await Cluster.start() if args.store == "postgresql" else None
+    try:
+        return await _run_chaos(args, run, cluster)
+    finally:
+        if cluster is not None:
+            with trio.CancelScope(shield=True):
+                await cluster.close(run)
+
+
+async def _run_chaos(args: argparse.Namespace, run: Path, cluster: Cluster | None) -> int:
     history = History(run)
     receiver = WebhookReceiver(run / "webhook.jsonl")
-    projects = make_projects(run, args.servers)
-    gateway_port = free_port()
+    capacity = SERVER_CAPACITY if cluster is None else CLUSTER_SERVER_CAPACITY
+    projects = make_projects(run, args.servers, capacity)
     async with httpx.AsyncClient(timeout=5, trust_env=False) as http, trio.open_nursery() as n:
         webhook_port = await n.start(receiver.run)
         for project in projects:
             await n.start(project.proxy.run)
             await project.server.start(http)
             history.proc(f"server:{project.name}", "start")
-        config = gateway_config(run, gateway_port, projects, webhook_port)
-        gateway_args = [EVENTS_TRIO, "gateway", "--config", str(config)]
-        gateway = Child("gateway", gateway_args, gateway_port, run / "gateway.log")
-        await gateway.start(http)
-        history.proc("gateway", "start")
-        if not await wait_all_up(http, gateway_port, START_TIMEOUT_S):
-            raise SystemExit("chaos: the gateway never saw every project up")
-        chaos = Chaos(run, args.seed, args.minutes, args.rate, projects, gateway, history, receiver)
+        gateways = make_gateways(run, projects, webhook_port, cluster)
+        for gateway in gateways:
+            await gateway.start(http)
+            history.proc(gateway.name, "start")
+        chaos = Chaos(
+            run, args.seed, args.minutes, args.rate, projects, gateways, history, receiver, cluster
+        )
+        if not await wait_all_up(chaos, http, START_TIMEOUT_S):
+            raise SystemExit("chaos: the gateways never saw every project up")
         stop_tail = trio.Event()
         n.start_soon(tail_sink, run / "sink.jsonl", run / "arrivals.jsonl", stop_tail)
         stages = sorted(p.name for p in projects[0].pipeline.iterdir() if p.is_dir())
@@ -443,20 +527,21 @@ async def run_chaos(args: argparse.Namespace, run: Path) -> int:
                 load.start_soon(chaos.move, project, stages)
             load.start_soon(chaos.inject, http)
         await settle(chaos, http)
-        codes = {"gateway": await gateway.stop()}
+        codes = {gateway.name: await gateway.stop() for gateway in gateways}
         for project in projects:
             codes[project.name] = await project.server.stop()
             history.proc(f"server:{project.name}", "exit", project.server.gen)
-        history.proc("gateway", "exit", gateway.gen)
+        for gateway in gateways:
+            history.proc(gateway.name, "exit", gateway.gen)
         stop_tail.set()
         await trio.sleep(0.1)
         n.cancel_scope.cancel()
     history.close()
-    return verdict(run, args.seed, codes)
+    return verdict(run, args.seed, codes, cluster=cluster is not None)
 
 
-def verdict(run: Path, seed: int, codes: dict[str, int]) -> int:
-    report = check_run(run, dups_per_crash=SINK_BATCH)
+def verdict(run: Path, seed: int, codes: dict[str, int], *, cluster: bool = False) -> int:
+    report = check_run(run, batch=SINK_BATCH, cluster=cluster)
     errors = sum(
         line.count(b"Traceback") for log in run.glob("*.log") for line in [log.read_bytes()]
     )
@@ -466,6 +551,14 @@ def verdict(run: Path, seed: int, codes: dict[str, int]) -> int:
     print(text, flush=True)
     clean = all(code == 0 for code in codes.values()) and errors == 0
     return 0 if report.ok and clean else 1
+
+
+def cluster_mode_available() -> bool:
+    """Whether this build's ``events-trio gateway`` takes ``--store`` and ``--lease-ttl``."""
+    usage = subprocess.run(
+        [EVENTS_TRIO, "gateway", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return "--store" in usage and "--lease-ttl" in usage
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -481,8 +574,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.store == "postgresql":
-        raise SystemExit("chaos: --store postgresql is not available yet (no cluster mode)")
+    if args.store == "postgresql" and not cluster_mode_available():
+        raise SystemExit(
+            "chaos: --store postgresql needs the gateway's cluster mode "
+            "(events-trio gateway --store), which this build lacks"
+        )
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**32)
     run = args.out or Path(tempfile.mkdtemp(prefix="events-trio-chaos-"))

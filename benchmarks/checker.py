@@ -9,9 +9,11 @@ announced. Inputs, all JSON lines written by ``benchmarks.chaos``:
   (the ingested story id, or ``item:to_stage`` for a file move), ``kind``
   (``ingest`` or ``move``), ``ack_ms`` (wall clock when acknowledged) and
   ``gen`` (which run of that project's server acknowledged it);
-* ``procs.jsonl`` — process lifetimes: ``t_ms``, ``proc`` (``gateway`` or
-  ``server:NAME``), ``what`` (``start``, ``kill``, ``stop``, ``cont``,
-  ``cut``, ``delay``, ``heal``, ``exit``), ``gen``;
+* ``procs.jsonl`` — process lifetimes: ``t_ms``, ``proc`` (``gateway``,
+  ``gateway:NAME`` for one of a cluster, ``server:NAME``, ``proxy:NAME``,
+  ``postgres``), ``what`` (``start``, ``kill``, ``stop``, ``cont``, ``cut``,
+  ``delay``, ``heal``, ``exit``, ``restart-fast``, ``restart-immediate``),
+  ``gen``;
 * each sink's output, parsed into :class:`Delivery` records in sink order.
 
 A lost event (acknowledged, never delivered to that sink) is **announced**
@@ -27,7 +29,13 @@ when the gateway told that sink about it:
 
 Anything else is a **silent** loss and fails the run, as do order violations
 (a project's events of one kind delivered out of acknowledgement order) and
-more repeats than ``crashes * dups_per_crash``. File moves count as
+more repeats than the sink's *repeat causes* allow: ``dups_per_cause`` (the
+batch in flight) for each fault of a kind in ``repeat_causes``. With one
+gateway only its kill -9 repeats anything (``gateway kill``); in a cluster a
+takeover can also follow a SIGSTOP past the lease TTL (the paused owner
+wakes mid-delivery and finishes its batch before the fence stops it) or a
+PostgreSQL restart (leases expire while it is down), so those faults count
+as causes there (:data:`CLUSTER_REPEAT_CAUSES`). File moves count as
 acknowledged only if their server lived :data:`MOVE_SETTLE_MS` past the
 move (the watcher must have had time to see it); the others are
 *unconfirmed* and not held against anyone.
@@ -52,6 +60,14 @@ MOVE_SETTLE_MS: Final = 2_000.0
 WINDOW_SLACK_MS: Final = 1_000.0
 NOTICE_RESTARTED: Final = "restarted"
 NOTICE_MISSED: Final = "missed"
+#: What can make one gateway deliver the batch in flight again: its kill -9.
+GATEWAY_REPEAT_CAUSES: Final = frozenset({"gateway kill"})
+#: In a cluster, also a takeover after a pause past the TTL or a store restart.
+CLUSTER_REPEAT_CAUSES: Final = GATEWAY_REPEAT_CAUSES | {
+    "gateway stop",
+    "postgres restart-fast",
+    "postgres restart-immediate",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +119,16 @@ class SinkOutput:
         deliveries: Its items, in the order it received them.
         kinds: Event kinds this sink is checked for (a chat text may not
             name every event of a grouped burst).
-        dups_per_crash: Repeats allowed per gateway crash (the batch in flight).
+        dups_per_cause: Repeats allowed per repeat cause (the batch in flight).
+        repeat_causes: Fault kinds (``"gateway kill"``, ...) that may repeat
+            a batch in this sink.
     """
 
     name: str
     deliveries: Sequence[Delivery]
     kinds: frozenset[str] = frozenset({"ingest", "move"})
-    dups_per_crash: int = 0
+    dups_per_cause: int = 0
+    repeat_causes: frozenset[str] = GATEWAY_REPEAT_CAUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +149,7 @@ class SinkReport:
 
     @property
     def ok(self) -> bool:
-        """No silent loss, no order violation, no more repeats than crashes allow."""
+        """No silent loss, no order violation, no more repeats than its repeat causes allow."""
         return (
             not self.silent
             and not any(self.order_violations.values())
@@ -146,6 +165,7 @@ class Report:
     faults: dict[str, int]
     crashes: int
     unconfirmed_moves: int
+    repeat_causes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -174,13 +194,24 @@ def confirmed(acks: Iterable[Ack], procs: Sequence[ProcEvent]) -> tuple[list[Ack
 def check(acks: Sequence[Ack], procs: Sequence[ProcEvent], sinks: Sequence[SinkOutput]) -> Report:
     """Judge a run: one :class:`SinkReport` per sink."""
     kept, unconfirmed = confirmed(acks, procs)
-    crashes = sum(p.proc == "gateway" and p.what == "kill" for p in procs)
-    faults = Counter(f"{p.proc.split(':')[0]} {p.what}" for p in procs if p.what in _FAULTS)
-    reports = [_check_sink(sink, kept, crashes) for sink in sinks]
-    return Report(reports, dict(sorted(faults.items())), crashes, unconfirmed)
+    faults = Counter(fault_kind(p) for p in procs if p.what in _FAULTS)
+    reports = [
+        _check_sink(sink, kept, sum(n for kind, n in faults.items() if kind in sink.repeat_causes))
+        for sink in sinks
+    ]
+    causes = frozenset().union(*(sink.repeat_causes for sink in sinks))
+    repeats = sum(n for kind, n in faults.items() if kind in causes)
+    return Report(
+        reports, dict(sorted(faults.items())), faults["gateway kill"], unconfirmed, repeats
+    )
 
 
-_FAULTS: Final = frozenset({"kill", "stop", "cut", "delay"})
+_FAULTS: Final = frozenset({"kill", "stop", "cut", "delay", "restart-fast", "restart-immediate"})
+
+
+def fault_kind(proc: ProcEvent) -> str:
+    """``"gateway kill"``, ``"server kill"``, ``"postgres restart-fast"``, ... (name dropped)."""
+    return f"{proc.proc.split(':')[0]} {proc.what}"
 
 
 @dataclass(slots=True)
@@ -205,7 +236,7 @@ def _seen(deliveries: Sequence[Delivery]) -> _Seen:
     return seen
 
 
-def _check_sink(sink: SinkOutput, acks: Sequence[Ack], crashes: int) -> SinkReport:
+def _check_sink(sink: SinkOutput, acks: Sequence[Ack], causes: int) -> SinkReport:
     mine = [ack for ack in acks if ack.kind in sink.kinds]
     seen = _seen(sink.deliveries)
     lost = [ack for ack in mine if ack.key not in seen.first]
@@ -219,7 +250,7 @@ def _check_sink(sink: SinkOutput, acks: Sequence[Ack], crashes: int) -> SinkRepo
         announced=len(lost) - len(silent),
         silent=[ack.key for ack in silent],
         duplicates=sum(n - 1 for key, n in seen.count.items() if key in known),
-        allowed_duplicates=crashes * sink.dups_per_crash,
+        allowed_duplicates=causes * sink.dups_per_cause,
         order_violations=_order_violations(mine, seen),
         latency_p50_ms=percentile(latencies, 0.50),
         latency_p99_ms=percentile(latencies, 0.99),
@@ -401,17 +432,30 @@ def read_arrivals(path: Path) -> dict[str, float]:
     return arrivals
 
 
-def check_run(run: Path, dups_per_crash: int) -> Report:
-    """Judge the run whose files are in ``run`` (as ``benchmarks.chaos`` writes them)."""
+def check_run(run: Path, batch: int, *, cluster: bool = False) -> Report:
+    """Judge the run whose files are in ``run`` (as ``benchmarks.chaos`` writes them).
+
+    Args:
+        run: The run directory.
+        batch: The sinks' batch limit: what one repeat cause may deliver again.
+        cluster: Several gateways on PostgreSQL (:data:`CLUSTER_REPEAT_CAUSES`;
+            the JSON-lines sink, exactly-once across a kill -9, may then repeat
+            the batch a paused owner finishes after it lost the sink's lease).
+    """
+    causes = CLUSTER_REPEAT_CAUSES if cluster else GATEWAY_REPEAT_CAUSES
     sinks = [
         SinkOutput(
-            "jsonl", read_jsonl_sink(run / "sink.jsonl", read_arrivals(run / "arrivals.jsonl"))
+            "jsonl",
+            read_jsonl_sink(run / "sink.jsonl", read_arrivals(run / "arrivals.jsonl")),
+            dups_per_cause=batch if cluster else 0,
+            repeat_causes=causes,
         ),
         SinkOutput(
             "webhook",
             read_webhook_sink(run / "webhook.jsonl"),
             kinds=frozenset({"ingest"}),
-            dups_per_crash=dups_per_crash,
+            dups_per_cause=batch,
+            repeat_causes=causes,
         ),
     ]
     return check(read_acks(run / "acks.jsonl"), read_procs(run / "procs.jsonl"), sinks)
@@ -422,8 +466,11 @@ def table(report: Report, seed: int | None = None) -> str:
     lines = [] if seed is None else [f"seed {seed}"]
     faults = ", ".join(f"{kind} {n}" for kind, n in report.faults.items()) or "none"
     settle_s = MOVE_SETTLE_MS / 1000
+    repeats = (
+        f"gateway crashes {report.crashes}; faults that may repeat a batch {report.repeat_causes}"
+    )
     lines += [
-        f"faults: {faults} (gateway crashes {report.crashes})",
+        f"faults: {faults} ({repeats})",
         f"file moves unconfirmed (server killed within {settle_s:g} s): {report.unconfirmed_moves}",
         "sink     acked  delivered  announced  silent  dups (allowed)  order  p50 ms  p99 ms",
     ]

@@ -148,6 +148,7 @@ class Gateway:
         exe: The ``events-trio`` to run (default: this environment's).
         sinks: ``--sink`` values (default: the console, read by :meth:`collect`).
         cpus: CPUs the gateway is pinned to (``None``: not pinned).
+        extra: More command-line arguments (``--store URL --lease-ttl S`` for a cluster).
     """
 
     def __init__(
@@ -159,6 +160,7 @@ class Gateway:
         exe: Path | None = None,
         sinks: tuple[str, ...] = ("console",),
         cpus: set[int] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         config = workdir / f"gateway-{tag}.toml"
         config.write_text("".join(f'[[project]]\nname = "{n}"\nurl = "{u}"\n' for n, u in projects))
@@ -176,6 +178,7 @@ class Gateway:
                 "--state-dir",
                 str(workdir / f"state-{tag}"),
                 *sink_args,
+                *extra,
                 "--log-level",
                 "info",
             ],

@@ -65,7 +65,14 @@ def _run_as() -> int | None:
 
 
 class PgServer:
-    """One PostgreSQL cluster: a data directory, a port, start/stop/restart."""
+    """One PostgreSQL cluster: a data directory, a port, start/stop/restart.
+
+    Attributes:
+        settings: ``postgres`` options it starts with (fsync off by default:
+            the tests never crash the host, only the server).
+    """
+
+    settings: str = _SETTINGS
 
     def __init__(self) -> None:
         self.bindir = pg_bindir()
@@ -95,7 +102,7 @@ class PgServer:
                 "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
                 "-E", "UTF8", "--no-sync", "--locale=C",
             )  # fmt: skip
-        options = f"-p {self.port} -k {self.root} {_SETTINGS}"
+        options = f"-p {self.port} -k {self.root} {self.settings}"
         self._pg(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
             "-l", str(self.root / "server.log"), "-o", options,

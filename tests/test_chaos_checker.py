@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from benchmarks.checker import (
+    CLUSTER_REPEAT_CAUSES,
     Ack,
     Delivery,
     ProcEvent,
@@ -104,11 +105,68 @@ def test_repeats_are_allowed_up_to_the_crash_allowance() -> None:
     history = acks("a", "b")
     crash = [ProcEvent(5_000.0, "gateway", "kill")]
     deliveries = got("a", "b", "a", "b")
-    within = check(history, crash, [SinkOutput("webhook", deliveries, dups_per_crash=2)])
-    beyond = check(history, crash, [SinkOutput("webhook", deliveries, dups_per_crash=1)])
-    none = check(history, [], [SinkOutput("webhook", deliveries, dups_per_crash=2)])
+    within = check(history, crash, [SinkOutput("webhook", deliveries, dups_per_cause=2)])
+    beyond = check(history, crash, [SinkOutput("webhook", deliveries, dups_per_cause=1)])
+    none = check(history, [], [SinkOutput("webhook", deliveries, dups_per_cause=2)])
     assert (within.sinks[0].duplicates, within.crashes, within.ok) == (2, 1, True)
     assert (beyond.ok, none.ok) == (False, False)
+
+
+def cluster_sink(deliveries: list[Delivery], batch: int = 2) -> SinkOutput:
+    return SinkOutput(
+        "webhook", deliveries, dups_per_cause=batch, repeat_causes=CLUSTER_REPEAT_CAUSES
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ProcEvent(5_000.0, "gateway:g1", "kill", 0),
+        ProcEvent(5_000.0, "gateway:g2", "stop", 0),
+        ProcEvent(5_000.0, "postgres", "restart-fast"),
+        ProcEvent(5_000.0, "postgres", "restart-immediate"),
+    ],
+)
+def test_in_a_cluster_each_takeover_cause_allows_one_batch_of_repeats(fault: ProcEvent) -> None:
+    history = acks("a", "b", "c")
+    repeated = got("a", "b", "a", "b", "c")  # the paused/dead owner's batch, then the survivor's
+    assert check(history, [fault], [cluster_sink(repeated)]).ok
+    assert not check(history, [fault], [cluster_sink(repeated, batch=1)]).ok
+    assert not check(history, [], [cluster_sink(repeated)]).ok
+
+
+def test_a_pause_or_a_store_restart_allows_no_repeats_to_a_single_gateway() -> None:
+    history = acks("a", "b")
+    faults = [ProcEvent(1.0, "gateway", "stop"), ProcEvent(2.0, "postgres", "restart-fast")]
+    report = check(
+        history, faults, [SinkOutput("webhook", got("a", "b", "a", "b"), dups_per_cause=2)]
+    )
+    assert (report.sinks[0].allowed_duplicates, report.ok) == (0, False)
+
+
+def test_repeats_in_a_cluster_never_excuse_a_silent_loss_or_a_reordering() -> None:
+    history = acks("a", "b", "c", "d")
+    stop = [ProcEvent(5_000.0, "gateway:g0", "stop")]
+    lossy = check(history, stop, [cluster_sink(got("a", "b", "a", "b", "d"))])
+    reordered = check(history, stop, [cluster_sink(got("a", "c", "b", "a", "c", "d"))])
+    late_repeat = check(history, stop, [cluster_sink(got("a", "b", "c", "a", "b", "d"))])
+    assert (lossy.sinks[0].silent, lossy.ok) == (["c"], False)
+    assert (reordered.sinks[0].order_violations, reordered.ok) == ({"p0": 1}, False)
+    # A repeat after later events is a duplicate, not an order violation: each
+    # event's first delivery is what the order is judged on.
+    assert (late_repeat.sinks[0].order_violations, late_repeat.ok) == ({"p0": 0}, True)
+
+
+def test_the_table_counts_the_faults_that_may_repeat_a_batch() -> None:
+    faults = [
+        ProcEvent(1.0, "gateway:g0", "kill", 0),
+        ProcEvent(2.0, "gateway:g1", "stop", 0),
+        ProcEvent(3.0, "postgres", "restart-immediate"),
+        ProcEvent(4.0, "server:p0", "kill", 0),
+    ]
+    report = check([], faults, [cluster_sink([])])
+    assert (report.crashes, report.repeat_causes) == (1, 3)
+    assert "(gateway crashes 1; faults that may repeat a batch 3)" in table(report)
 
 
 def test_a_move_counts_only_if_its_server_lived_past_the_settle_time() -> None:
@@ -195,7 +253,7 @@ def test_a_run_directory_is_judged_and_tabled(tmp_path: Path) -> None:
     write("sink.jsonl", [{"type": "merge_failure", "story_id": "1_s", "project": "p0"}])
     write("arrivals.jsonl", [{"key": "1_s", "t_ms": 21}])
     write("webhook.jsonl", [])
-    report = check_run(tmp_path, dups_per_crash=100)
+    report = check_run(tmp_path, batch=100)
     assert [(s.name, s.delivered, len(s.silent)) for s in report.sinks] == [
         ("jsonl", 1, 0),
         ("webhook", 0, 1),
@@ -204,3 +262,19 @@ def test_a_run_directory_is_judged_and_tabled(tmp_path: Path) -> None:
     assert text.startswith("seed 7\n")
     assert "silent losses in webhook: 1_s" in text
     assert text.endswith("verdict: FAIL")
+
+
+def test_a_cluster_run_allows_the_json_lines_sink_a_batch_per_takeover(tmp_path: Path) -> None:
+    def write(name: str, rows: list[dict[str, object]]) -> None:
+        (tmp_path / name).write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in rows))
+
+    write("acks.jsonl", [{"project": "p0", "key": "1_s", "kind": "ingest", "ack_ms": 1, "gen": 0}])
+    write("procs.jsonl", [{"t_ms": 5, "proc": "gateway:g0", "what": "stop", "gen": 0}])
+    line: dict[str, object] = {"type": "merge_failure", "story_id": "1_s", "project": "p0"}
+    write("sink.jsonl", [line, line])
+    write("webhook.jsonl", [{"t_ms": 3, "text": "p0: merge failed: 1_s — chaos"}])
+    single = check_run(tmp_path, batch=100)
+    cluster = check_run(tmp_path, batch=100, cluster=True)
+    assert [(s.duplicates, s.allowed_duplicates) for s in single.sinks] == [(1, 0), (0, 0)]
+    assert [(s.duplicates, s.allowed_duplicates) for s in cluster.sinks] == [(1, 100), (0, 100)]
+    assert (single.ok, cluster.ok) == (False, True)

@@ -38,7 +38,7 @@ def test_a_minute_of_chaos_loses_nothing_silently_repeats_little_and_keeps_order
     run = tmp_path / "run"
     result = chaos("--minutes", "1", "--store", "sqlite", "--seed", str(SEED), "--out", str(run))
     assert result.returncode == 0, result.stdout + result.stderr
-    report = check_run(run, dups_per_crash=SINK_BATCH)
+    report = check_run(run, batch=SINK_BATCH)
     assert report.ok
     assert [len(sink.silent) for sink in report.sinks] == [0, 0]
     assert all(sink.acknowledged > 1000 for sink in report.sinks)  # real traffic was judged
@@ -46,9 +46,3 @@ def test_a_minute_of_chaos_loses_nothing_silently_repeats_little_and_keeps_order
     assert {"gateway kill", "server kill"} <= set(report.faults)
     assert f"seed {SEED}" in result.stdout
     assert result.stdout.rstrip().splitlines()[-2] == "verdict: PASS"
-
-
-def test_the_postgresql_store_is_refused_in_one_line_until_cluster_mode_exists() -> None:
-    result = chaos("--minutes", "1", "--store", "postgresql")
-    assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == "chaos: --store postgresql is not available yet (no cluster mode)\n"

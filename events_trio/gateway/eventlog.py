@@ -51,6 +51,10 @@ class EventLog(Protocol):
         """Persist that ``sink`` delivered everything up to ``offset``."""
         ...
 
+    async def sync_offset(self, sink: str) -> None:
+        """Return once ``sink``'s last committed offset is durable (before its next batch)."""
+        ...
+
     async def prune(self, keep: int, max_age_s: float) -> int:
         """Delete all but the newest ``keep`` entries and those older than ``max_age_s``."""
         ...

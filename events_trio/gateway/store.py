@@ -349,6 +349,10 @@ class SqliteLog:
         """Persist that ``sink`` delivered everything up to ``offset`` (in the next group)."""
         await self.group.commit_offset(sink, offset)
 
+    async def sync_offset(self, sink: str) -> None:
+        """Return once ``sink``'s last offset is written (committing it now if no group carries it)."""
+        await self.group.sync_offset(sink)
+
     async def prune(self, keep: int, max_age_s: float) -> int:
         """Apply retention; returns how many entries were deleted."""
         await self.group.flush()  # an idle gateway's last sink offsets, once a minute

@@ -3,8 +3,9 @@
 Operations: :meth:`GroupCommit.append` (a project's records and its new
 position) joins the open group and returns once it is committed;
 :meth:`GroupCommit.commit_offset` (a sink's offset) rides with the group
-being gathered or the next one, without waiting; :meth:`GroupCommit.flush`
-writes offsets still waiting.
+being gathered or the next one, without waiting; :meth:`GroupCommit.sync_offset`
+returns once a sink's last offset is written (committing it at once when no
+group carries it); :meth:`GroupCommit.flush` writes offsets still waiting.
 
 Goals: one SQLite transaction (one worker-thread round trip, one WAL
 write) for everything that arrives within ``window_s`` or up to
@@ -110,6 +111,8 @@ class GroupCommit:
         self.window_s = window_s
         self.max_items = max_items
         self._open: _Group | None = None
+        #: The group being committed (between its window and its result).
+        self._inflight: _Group | None = None
         self._pending: dict[str, int] = {}
         #: Transactions committed (for tests and metrics).
         self.groups = 0
@@ -142,6 +145,27 @@ class GroupCommit:
         """
         self._pending[sink] = offset
         await trio.lowlevel.checkpoint()
+
+    async def sync_offset(self, sink: str) -> None:
+        """Return once ``sink``'s last offset given is written.
+
+        A sink calls it before delivering its next batch, so at most one batch
+        is ever delivered past its durable offset: a gateway whose own appends
+        are rare (a cluster member that holds a sink's lease but owns few
+        projects, or a sink catching up on a quiet log) would otherwise write
+        its offset only with retention's flush, and a kill -9 would repeat
+        every batch since. Waits for the group carrying the offset, or for the
+        one being gathered (it takes waiting offsets along), or commits now.
+
+        Raises:
+            StoreError: the transaction carrying the offset failed (it stays waiting).
+        """
+        inflight = self._inflight
+        if inflight is not None and sink in inflight.offsets:
+            await self._settle(inflight, leader=False)
+        if sink in self._pending:
+            group, leader = self._join()
+            await self._settle(group, leader, window_s=0.0)
 
     async def flush(self) -> None:
         """Commit offsets still waiting for a group (at shutdown, and before retention)."""
@@ -179,6 +203,7 @@ class GroupCommit:
         # Offsets given while no group was open ride with this one (older first).
         group.offsets = {**self._pending, **group.offsets}
         self._pending = {}
+        self._inflight = group
         try:
             commit = partial(self._writer.append_group, group.items, list(group.offsets.items()))
             group.result = await self._run(commit)
@@ -190,6 +215,7 @@ class GroupCommit:
             self.groups += 1
             self._committed([e for r in group.result if isinstance(r, list) for e in r])
         finally:
+            self._inflight = None
             group.done.set()
         if group.error is None and self._after is not None:
             await self._after()

@@ -131,6 +131,36 @@ async def test_runner_delivers_in_order_and_commits_its_offset(
     assert await log.sink_offset("recording") == log.watch.latest_seq
 
 
+class DurabilityProbe(RecordingSink):
+    """Notes, at each delivery, the offset the state store holds (what a crash resumes from)."""
+
+    def __init__(self, log: InlineLog) -> None:
+        super().__init__()
+        self.log = log
+        self.durable: list[int] = []
+
+    async def deliver(self, entries: Sequence[LogEntry]) -> None:
+        self.durable.append(self.log.core.sink_offset(self.name))
+        await super().deliver(entries)
+
+
+async def test_runner_makes_each_batchs_offset_durable_before_the_next_batch(
+    autojump_clock: trio.testing.MockClock, log: InlineLog, nursery: trio.Nursery
+) -> None:
+    # A sink catching up on a quiet log: no appends come after its batches for
+    # the offsets to ride with, so a crash would otherwise repeat all of them.
+    sink = DurabilityProbe(log)
+    await log.sink_offset(sink.name)
+    start = log.watch.latest_seq
+    await append(log, *(f"{n}_s" for n in range(5)))
+    firsts = [e.seq for e in log.entries()]
+    await nursery.start(SinkRunner(sink, log, SinkSettings(batch_limit=2)).run)
+    await trio.sleep(1)
+    assert sink.batches == [["0_s", "1_s"], ["2_s", "3_s"], ["4_s"]]
+    # Each batch goes out only once the batch before it is recorded.
+    assert sink.durable == [start, firsts[1], firsts[3]]
+
+
 async def test_new_sink_does_not_get_entries_from_before_it_existed(
     autojump_clock: trio.testing.MockClock, log: InlineLog, nursery: trio.Nursery
 ) -> None:

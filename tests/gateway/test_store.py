@@ -143,6 +143,21 @@ async def test_sink_offset_and_positions_survive_reopening(
     await again.aclose()  # type: ignore[attr-defined]
 
 
+async def test_a_synced_sink_offset_is_durable_without_waiting_for_an_append(
+    backend: Backend, clock: ManualClockMs
+) -> None:
+    first = await backend.open(clock)
+    await first.append("p", [event("1_a", 1)], Position("i", 1))
+    await first.sink_offset("console")
+    await first.commit("console", 42)
+    await first.sync_offset("console")
+    # Another opener before the first one closes: what a survivor of a kill -9 reads.
+    other = await backend.open(clock)
+    assert await other.sink_offset("console") == 42
+    await other.aclose()  # type: ignore[attr-defined]
+    await first.aclose()  # type: ignore[attr-defined]
+
+
 async def test_stamps_keep_increasing_after_reopening_with_a_clock_that_went_back(
     backend: Backend, clock: ManualClockMs
 ) -> None:

@@ -186,6 +186,15 @@ class PgLog:
             raise LeaseLost(f"sink {sink}: this gateway no longer holds its lease")
         await self.group.commit_offset(sink, offset)
 
+    async def sync_offset(self, sink: str) -> None:
+        """Return once ``sink``'s last offset is written or refused by the fence.
+
+        Without it a gateway that delivers a sink but rarely appends (few
+        projects of its own) would write the offset only with retention's
+        flush: a kill -9 would make the survivor repeat every batch since.
+        """
+        await self.group.sync_offset(sink)
+
     async def prune(self, keep: int, max_age_s: float) -> int:
         """Apply retention; returns how many entries were deleted."""
         await self.group.flush()

@@ -3,8 +3,8 @@
 Each sink reads the merged log from its own persisted offset, so a slow or
 broken sink only falls behind; pollers and other sinks never wait for it.
 Delivery is at-least-once and in order: the offset is committed after the
-sink returns, shielded from cancellation, so only the delivery in flight at
-a crash can be repeated.
+sink returns, shielded from cancellation, and made durable before the next
+batch goes out, so only the delivery in flight at a crash can be repeated.
 """
 
 from __future__ import annotations
@@ -128,10 +128,20 @@ class SinkRunner:
             self.stopped = True
             return
         if entries:
+            await self._sync()
             await self._deliver_with_retries(entries)
         with trio.CancelScope(shield=True):
             await self._commit(page.covered_seq)
         self.offset = page.covered_seq
+
+    async def _sync(self) -> None:
+        """The last offset durable before more is delivered (else a crash repeats both)."""
+        try:
+            with trio.CancelScope(shield=True):
+                await self.log_store.sync_offset(self.sink.name)
+        except StoreError as error:
+            # As in _commit: deliveries go on; the next write that succeeds records them.
+            log.error("sink %s cannot record its offset: %s", self.sink.name, error)
 
     async def _commit(self, offset: int) -> None:
         try:
