@@ -221,9 +221,12 @@ async def test_offset_is_named_by_a_hash_and_a_restarted_sink_resumes_after_deli
     assert SECRET not in first.name
     assert SECRET not in repr(SinkSpec("apprise", url))
     async with trio.open_nursery() as nursery:
-        await nursery.start(SinkRunner(first, log, FAST).run)
+        runner = SinkRunner(first, log, FAST)
+        await nursery.start(runner.run)
         await moves(log, "1_a")
-        await until(lambda: len(receiver.posts) == 1)
+        # The post reaches the receiver before its answer reaches the runner:
+        # stop only once the runner has counted the batch delivered.
+        await until(lambda: runner.offset > 0)
         nursery.cancel_scope.cancel()
     await log.group.flush()  # offsets ride with the next group commit, or this flush at stop
     async with trio.open_nursery() as nursery:
