@@ -145,7 +145,7 @@ def register_projects(app: QuartTrio, view: ProjectsView) -> None:
 
     @app.get("/api/projects")
     async def get_projects() -> Response:
-        return json_response(msgspec.json.encode(view.projects()))
+        return json_response(msgspec.json.encode(await view.projects()))
 
 
 def register_healthz(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final
 
@@ -55,8 +55,15 @@ ROUNDS_PER_TTL: Final = 3
 LEASE_TRUST: Final = 0.8
 #: Longest pause between rounds: how soon released or new work is picked up.
 MAX_ROUND_INTERVAL_S: Final = 1.0
+#: Every this many rounds, statuses whose counters alone moved are published too.
+STATUS_REFRESH_ROUNDS: Final = 5
 _PROJECT: Final = "project:"
 _SINK: Final = "sink:"
+
+
+def _headline(status: ProjectStatus) -> tuple[object, ...]:
+    """What of a status is published at once when it changes."""
+    return (status.state, status.mode, status.last_error, status.url)
 
 
 def project_spec(project: ProjectConfig) -> dict[str, Any]:
@@ -93,7 +100,13 @@ class ClusterSupervisor:
     projects: Sequence[ProjectConfig]
     ttl_s: float = DEFAULT_LEASE_TTL_S
     url: str = ""
-    state: ClusterState = field(default_factory=lambda: ClusterState([], [], {}))
+    state: ClusterState = field(default_factory=lambda: ClusterState([]))
+    #: The shared registry (name -> spec) at ``state.registry_version``.
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _registry_version: int = -1
+    #: What was last published of each project polled here (copies; only changes are sent).
+    _published: dict[str, ProjectStatus] = field(default_factory=dict)
+    _rounds: int = 0
     _last_ok: float = 0.0
     _failing: bool = False
 
@@ -146,27 +159,52 @@ class ClusterSupervisor:
         # The database set every renewed lease to expire at its now() + TTL, after `began`.
         self.log_store.leases_trusted_until = began + self.ttl_s * LEASE_TRUST
         self.state = state
+        registry_changed = state.specs is not None
+        if state.specs is not None:
+            self.specs = state.specs
+            self._registry_version = state.registry_version
         for resource in sorted(set(held) - set(renewed)):
             self._stop(resource, "lease lost: another gateway owns it now")
         try:
-            await self._rebalance(state)
-            statuses = {s.name: s.to_json() for s in self.registry.statuses}
-            await self.log_store.runner.run(partial(lease.publish_statuses, statuses=statuses))
+            await self._rebalance(state, registry_changed=registry_changed)
+            await self._publish_statuses()
         except StoreError as error:
             self._note_failure(error)
 
     def _read_round(self, held: dict[str, int], conn: Any) -> tuple[dict[str, int], ClusterState]:
         lease.heartbeat(conn, self.gateway_id, self.ttl_s, self.url)
         renewed = lease.renew(conn, self.gateway_id, held, self.ttl_s)
-        return renewed, lease.cluster_state(conn)
+        return renewed, lease.cluster_state(conn, self._registry_version)
 
-    async def _rebalance(self, state: ClusterState) -> None:
+    async def _publish_statuses(self) -> None:
+        """Send the statuses that changed since they were last sent.
+
+        A change of state, mode or error goes out this round; one of the
+        counters alone (cursor, polls, ...: every event moves them) waits for
+        every :data:`STATUS_REFRESH_ROUNDS`-th round.
+        """
+        self._rounds += 1
+        refresh = self._rounds % STATUS_REFRESH_ROUNDS == 0
+        statuses = {s.name: s for s in self.registry.statuses}
+        changed: dict[str, dict[str, Any]] = {}
+        for name, status in statuses.items():
+            sent = self._published.get(name)
+            if sent is None or _headline(status) != _headline(sent) or (refresh and status != sent):
+                changed[name] = status.to_json()
+        if changed:
+            await self.log_store.runner.run(partial(lease.publish_statuses, statuses=changed))
+        self._published = {
+            n: replace(s) if n in changed else self._published[n] for n, s in statuses.items()
+        }
+
+    async def _rebalance(self, state: ClusterState, *, registry_changed: bool) -> None:
         live = max(len(state.gateways), 1)
-        projects = {project_resource(p.name): p for p in state.projects}
+        projects = {project_resource(name): spec for name, spec in self.specs.items()}
         sinks = {sink_resource(name) for name in self.sinkset.names}
+        owned = {_PROJECT: set(projects) - state.free, _SINK: set(state.sink_owners)}
         for prefix, resources in ((_PROJECT, set(projects)), (_SINK, sinks)):
             mine = [r for r in self.log_store.held if r.startswith(prefix)]
-            plan = plan_round(self.gateway_id, resources, mine, state.owners, live)
+            plan = plan_round(self.gateway_id, resources, mine, owned[prefix], live)
             for resource in plan.release:
                 self._stop(resource, "released to rebalance the cluster", level=logging.INFO)
             if plan.release:
@@ -185,7 +223,8 @@ class ClusterSupervisor:
                 positions = await self.log_store.positions() if prefix == _PROJECT and won else {}
                 for resource, epoch in sorted(won.items()):
                     await self._start(resource, epoch, projects, positions)
-        await self._follow_spec_changes(projects)
+        if registry_changed:
+            await self._follow_spec_changes(projects)
         for resource in [r for r in self.log_store.held if r.startswith(_SINK)]:
             await self.sinkset.activate(resource.split(":", 1)[1])  # one that paused itself
 
@@ -193,7 +232,7 @@ class ClusterSupervisor:
         self,
         resource: str,
         epoch: int,
-        projects: dict[str, Any],
+        projects: dict[str, dict[str, Any]],
         positions: dict[str, Position],
     ) -> None:
         name = resource.split(":", 1)[1]
@@ -202,7 +241,7 @@ class ClusterSupervisor:
             log.info("cluster: delivering sink %s here (epoch %d)", name, epoch)
             return
         try:
-            project = project_from_spec(name, projects[resource].spec)
+            project = project_from_spec(name, projects[resource])
             await self.registry.add(project, quiet=True, positions=positions)
         except ConfigError as error:  # a bad row in the shared registry
             log.error("cluster: cannot poll project %s: %s", name, error)
@@ -219,15 +258,15 @@ class ClusterSupervisor:
             self.registry.remove(name, quiet=True)
             log.log(level, "cluster: project %s %s", name, why)
 
-    async def _follow_spec_changes(self, projects: dict[str, Any]) -> None:
+    async def _follow_spec_changes(self, projects: dict[str, dict[str, Any]]) -> None:
         # A project updated in the shared registry (new URL or token) is restarted with it.
         for resource in [r for r in self.log_store.held if r.startswith(_PROJECT)]:
-            row = projects.get(resource)
+            spec = projects.get(resource)
             name = resource.split(":", 1)[1]
             current = self.registry.get(name)
-            if row is None or current is None:
+            if spec is None or current is None:
                 continue
-            wanted = project_from_spec(name, row.spec)
+            wanted = project_from_spec(name, spec)
             if wanted != current:
                 self.registry.remove(name, quiet=True)
                 await self.registry.add(wanted, quiet=True)
@@ -269,17 +308,26 @@ class ClusterView:
         self.supervisor = supervisor
         self.statuses = statuses
         self.gateway_id = supervisor.gateway_id
+        self._listing: list[lease.ClusterProject] = []
 
-    def projects(self) -> list[dict[str, Any]]:
-        """Every project of the cluster: live status here, published status elsewhere."""
+    async def projects(self) -> list[dict[str, Any]]:
+        """Every project of the cluster: live status here, published status elsewhere.
+
+        Read from PostgreSQL on each call (owners as of now); while it is
+        unreachable, the last listing read.
+        """
+        try:
+            self._listing = await self.supervisor.log_store.runner.run(lease.project_listing)
+        except StoreError:
+            pass  # /healthz says the store is unavailable
         local = {s.name: s for s in self.statuses}
         listed: list[dict[str, Any]] = []
-        for project in self.supervisor.state.projects:
+        for project in self._listing:
             status = local.get(project.name)
             if status is not None:
                 listed.append({**status.to_json(), "owner": self.gateway_id})
                 continue
-            shown = ProjectStatus(project.name, project.spec.get("url", "")).to_json()
+            shown = ProjectStatus(project.name, project.url).to_json()
             if project.owner is not None and project.status:
                 shown.update({k: v for k, v in project.status.items() if k in shown})
             listed.append({**shown, "owner": project.owner})
@@ -307,8 +355,12 @@ class ClusterProjects(ProjectRegistry):
         super().__init__(local.config, local.client, local.log_store, local.pollers, local.statuses)
         self.supervisor = supervisor
 
+    def get(self, name: str) -> ProjectConfig | None:
+        """The project ``name`` if this gateway polls it."""
+        return self.supervisor.registry.get(name)
+
     def _known(self, name: str) -> bool:
-        return any(p.name == name for p in self.supervisor.state.projects)
+        return name in self.supervisor.specs
 
     async def add(
         self,

@@ -1,8 +1,8 @@
 """Fair shares of a cluster's projects and sinks (pure: no I/O, no clock).
 
 :func:`plan_round` decides, for one gateway and one round, which leases to
-give up and which free ones to try to take, from what it holds, what live
-gateways hold, and how many gateways are alive.
+give up and which free ones to try to take, from what it holds, which resources
+live gateways hold, and how many gateways are alive.
 
 Goals: every resource ends up owned while any gateway lives; no gateway
 keeps more than its share, ceil(resources / live gateways), once the round
@@ -19,7 +19,7 @@ the gateway id so gateways starting together go for different ones first.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from math import ceil
 
@@ -41,7 +41,7 @@ def plan_round(
     me: str,
     resources: Collection[str],
     mine: Collection[str],
-    owners: Mapping[str, str],
+    owned: Collection[str],
     live_gateways: int,
 ) -> RoundPlan:
     """Which of ``resources`` ``me`` releases and which it tries to acquire this round.
@@ -50,7 +50,7 @@ def plan_round(
         me: This gateway's id.
         resources: Every resource to be owned (projects, or sinks).
         mine: Those ``me`` holds now.
-        owners: Resource -> live owner, for every live lease (``me``'s included).
+        owned: Resources with a live lease (``me``'s included).
         live_gateways: Gateways alive now (``me`` included).
     """
     share = fair_share(len(resources), live_gateways)
@@ -58,6 +58,6 @@ def plan_round(
     gone = sorted(r for r in mine if r not in resources)  # removed from the registry
     if len(held) > share:
         return RoundPlan(gone + held[share:], [])
-    free = [r for r in resources if r not in owners and r not in mine]
+    free = [r for r in resources if r not in owned and r not in mine]
     free.sort(key=lambda r: hashlib.blake2b(f"{me}/{r}".encode(), digest_size=8).digest())
     return RoundPlan(gone, free[: share - len(held)])

@@ -68,6 +68,7 @@ class ProjectRegistry:
         self.log_store = log_store
         self.pollers = pollers
         self.statuses = statuses
+        self._by_name = {poller.project.name: poller for poller in pollers}
         self._rand = rand
         self._scopes: dict[str, trio.CancelScope] = {}
         #: Projects added through the admin API (a SIGHUP reload leaves them alone).
@@ -81,7 +82,8 @@ class ProjectRegistry:
 
     def get(self, name: str) -> ProjectConfig | None:
         """The registered project ``name``, if any."""
-        return next((p.project for p in self.pollers if p.project.name == name), None)
+        poller = self._by_name.get(name)
+        return None if poller is None else poller.project
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run every poller until cancelled; report started once they all run."""
@@ -128,6 +130,7 @@ class ProjectRegistry:
             rand=self._rand,
         )
         self.pollers.append(poller)
+        self._by_name[project.name] = poller
         self.statuses.append(poller.status)
         self._start(poller)
         if by_api:
@@ -169,10 +172,10 @@ class ProjectRegistry:
             name: The project.
             quiet: Log nothing (the caller says why: cluster rebalancing).
         """
-        index = next((i for i, p in enumerate(self.pollers) if p.project.name == name), None)
-        if index is None:
+        poller = self._by_name.pop(name, None)
+        if poller is None:
             return False
-        poller = self.pollers.pop(index)
+        self.pollers.remove(poller)
         self.statuses[:] = [s for s in self.statuses if s is not poller.status]
         self._scopes.pop(name).cancel()
         self.from_api.discard(name)

@@ -14,6 +14,8 @@ import socket
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import trio
+
 from .status import ProjectStatus
 
 
@@ -28,7 +30,7 @@ class ProjectsView(Protocol):
 
     gateway_id: str
 
-    def projects(self) -> list[dict[str, Any]]:
+    async def projects(self) -> list[dict[str, Any]]:
         """One object per project (``GET /api/projects``), each with its ``owner``."""
         ...
 
@@ -49,8 +51,9 @@ class LocalView:
         self.statuses = statuses
         self.gateway_id = gateway_id
 
-    def projects(self) -> list[dict[str, Any]]:
+    async def projects(self) -> list[dict[str, Any]]:
         """Each project's live status, owned by this gateway."""
+        await trio.lowlevel.checkpoint()
         return [{**status.to_json(), "owner": self.gateway_id} for status in self.statuses]
 
     def health(self) -> tuple[bool, dict[str, Any]]:

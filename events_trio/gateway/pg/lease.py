@@ -4,22 +4,28 @@ Operations (each a function of one connection, run in one transaction by
 :class:`~.runner.PgRunner`): :func:`heartbeat` (this gateway is alive until
 now + TTL), :func:`renew` (extend what this gateway still holds; what it lost
 is missing from the answer), :func:`acquire` (take rows that are free,
-expired or already ours), :func:`release`, :func:`cluster_state` (live
-gateways, the shared registry with each project's owner and status),
-:func:`upsert_projects`, :func:`delete_project`, :func:`publish_statuses`.
+expired or already ours), :func:`release`, :func:`cluster_state` (what one round needs: live
+gateways, free projects, sink owners, and the shared registry only when its
+version moved), :func:`project_listing` (every project with its owner and
+status, for ``GET /api/projects``), :func:`upsert_projects`,
+:func:`delete_project` (both bump the registry's version),
+:func:`publish_statuses`.
 
 Goals: every expiry is on the database's clock (``now()``), never a host's;
 the epoch of a row goes up whenever it changes hands, so an append fenced
 with an older epoch is refused (core.py); rows are locked in one order
-(by resource) so concurrent rounds cannot deadlock.
+(by resource) so concurrent rounds cannot deadlock; a round reads a few
+rows in steady state, not the whole fleet (3,000 projects read and decoded
+every second by every gateway cost most of a gateway's CPU).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -30,7 +36,7 @@ UPDATE et_leases SET expires = now() + make_interval(secs => %(ttl)s)
 WHERE resource IN (
     SELECT resource FROM et_leases
     WHERE owner = %(me)s AND resource = ANY(%(mine)s) AND expires > now()
-    ORDER BY resource FOR UPDATE)
+    ORDER BY resource FOR NO KEY UPDATE)
 RETURNING resource, epoch
 """
 _ACQUIRE = """
@@ -46,22 +52,51 @@ RETURNING resource, epoch
 
 @dataclass(frozen=True, slots=True)
 class ClusterProject:
-    """One project of the shared registry, as the database holds it."""
+    """One project of the shared registry, as ``GET /api/projects`` lists it."""
 
     name: str
-    spec: dict[str, Any]
+    url: str
     owner: str | None
     status: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """One round's view of the cluster."""
+    """One round's view of the cluster (small in steady state, whatever the fleet's size).
+
+    Attributes:
+        gateways: Live gateways, by id.
+        registry_version: Bumped by every change of the shared registry.
+        specs: Every project's settings (name -> spec), read only when
+            ``registry_version`` differs from the version the round already
+            knew; ``None`` when unchanged.
+        free: Project resources without a live lease.
+        sink_owners: Sink resource -> live owner.
+    """
 
     gateways: list[str]
-    projects: list[ClusterProject]
-    #: Resource -> live owner, for every lease held by a live lease.
-    owners: dict[str, str]
+    registry_version: int = 0
+    specs: dict[str, dict[str, Any]] | None = None
+    free: frozenset[str] = frozenset()
+    sink_owners: dict[str, str] = field(default_factory=dict)
+
+
+_LIVE_LEASE = "l.owner IS NOT NULL AND l.expires > now()"
+_FREE_PROJECTS = f"""
+SELECT 'project:' || p.name FROM et_projects p
+WHERE NOT EXISTS (
+    SELECT 1 FROM et_leases l WHERE l.resource = 'project:' || p.name AND {_LIVE_LEASE})
+"""
+_SINK_OWNERS = f"SELECT resource, owner FROM et_leases l WHERE starts_with(resource, 'sink:') AND {_LIVE_LEASE}"
+_LISTING = f"""
+SELECT p.name, p.spec ->> 'url', l.owner, p.status FROM et_projects p
+LEFT JOIN et_leases l ON l.resource = 'project:' || p.name AND {_LIVE_LEASE}
+ORDER BY p.name
+"""
+_BUMP_REGISTRY = """
+INSERT INTO et_meta VALUES ('registry_version', '1')
+ON CONFLICT (key) DO UPDATE SET value = (et_meta.value::bigint + 1)::text
+"""
 
 
 def heartbeat(conn: Conn, me: str, ttl_s: float, url: str) -> None:
@@ -87,6 +122,12 @@ def acquire(conn: Conn, me: str, wanted: Iterable[str], ttl_s: float) -> dict[st
     names = sorted(set(wanted))
     if not names:
         return {}
+    # FOR UPDATE waits for appends in flight under the previous owner (their
+    # fence holds the row FOR KEY SHARE until they commit).
+    conn.execute(
+        "SELECT resource FROM et_leases WHERE resource = ANY(%s) ORDER BY resource FOR UPDATE",
+        (names,),
+    )
     rows = conn.execute(_ACQUIRE, {"me": me, "wanted": names, "ttl": ttl_s}).fetchall()
     return dict(rows)
 
@@ -113,45 +154,57 @@ def leave(conn: Conn, me: str) -> None:
     conn.execute("DELETE FROM et_gateways WHERE id = %s", (me,))
 
 
-def cluster_state(conn: Conn) -> ClusterState:
-    """The live gateways, every registered project with its live owner, and every live lease."""
+def cluster_state(conn: Conn, known_version: int = -1) -> ClusterState:
+    """Live gateways, free projects, sink owners; the registry's specs if changed since ``known_version``."""
     gateways = [g for (g,) in conn.execute(
         "SELECT id FROM et_gateways WHERE expires > now() ORDER BY id"
     ).fetchall()]  # fmt: skip
-    owners: dict[str, str] = dict(
-        conn.execute(
-            "SELECT resource, owner FROM et_leases WHERE owner IS NOT NULL AND expires > now()"
-        ).fetchall()
-    )
-    rows = conn.execute("SELECT name, spec, status FROM et_projects ORDER BY name").fetchall()
-    projects = [
-        ClusterProject(name, spec, owners.get(f"project:{name}"), status)
-        for name, spec, status in rows
-    ]
-    return ClusterState(gateways, projects, owners)
+    row = conn.execute("SELECT value FROM et_meta WHERE key = 'registry_version'").fetchone()
+    version = 0 if row is None else int(str(row[0]))
+    specs: dict[str, dict[str, Any]] | None = None
+    if version != known_version:
+        specs = dict(conn.execute("SELECT name, spec FROM et_projects").fetchall())
+    free = frozenset(r for (r,) in conn.execute(_FREE_PROJECTS).fetchall())
+    sink_owners: dict[str, str] = dict(conn.execute(_SINK_OWNERS).fetchall())
+    return ClusterState(gateways, version, specs, free, sink_owners)
+
+
+def project_listing(conn: Conn) -> list[ClusterProject]:
+    """Every project of the shared registry with its live owner and published status."""
+    rows = conn.execute(_LISTING).fetchall()
+    return [ClusterProject(name, url or "", owner, status) for name, url, owner, status in rows]
 
 
 def upsert_projects(conn: Conn, specs: Mapping[str, dict[str, Any]]) -> None:
-    """Add or update projects of the shared registry (name -> spec)."""
-    for name in sorted(specs):
-        conn.execute(
-            "INSERT INTO et_projects (name, spec) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
-            "SET spec = excluded.spec, updated = now() WHERE et_projects.spec <> excluded.spec",
-            (name, Jsonb(specs[name])),
-        )
+    """Add or update projects of the shared registry (name -> spec), in one statement."""
+    names = sorted(specs)
+    if not names:
+        return
+    changed = conn.execute(
+        "INSERT INTO et_projects (name, spec) "
+        "SELECT n, s FROM unnest(%s::text[], %s::jsonb[]) AS u(n, s) ORDER BY n "
+        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = now() "
+        "WHERE et_projects.spec <> excluded.spec",
+        (names, [Jsonb(specs[n]) for n in names]),
+    ).rowcount
+    if changed:
+        conn.execute(_BUMP_REGISTRY)
 
 
 def delete_project(conn: Conn, name: str) -> bool:
     """Remove ``name`` from the shared registry (its owner stops it); False if unknown."""
-    return conn.execute("DELETE FROM et_projects WHERE name = %s", (name,)).rowcount > 0
+    if conn.execute("DELETE FROM et_projects WHERE name = %s", (name,)).rowcount == 0:
+        return False
+    conn.execute(_BUMP_REGISTRY)
+    return True
 
 
 def publish_statuses(conn: Conn, statuses: Mapping[str, dict[str, Any]]) -> None:
-    """Store the live status of the projects this gateway polls (for every gateway's API)."""
+    """Store the live status of projects this gateway polls (for every gateway's API)."""
     if statuses:
-        names = sorted(statuses)
+        # One JSON document, not an array of them (psycopg dumps arrays item by item).
         conn.execute(
-            "UPDATE et_projects AS p SET status = s.status FROM "
-            "unnest(%s::text[], %s::jsonb[]) AS s(name, status) WHERE p.name = s.name",
-            (names, [Jsonb(statuses[n]) for n in names]),
+            "UPDATE et_projects AS p SET status = s.value FROM jsonb_each(%s::jsonb) AS s "
+            "WHERE p.name = s.key",
+            (msgspec.json.encode(dict(sorted(statuses.items()))).decode(),),
         )
