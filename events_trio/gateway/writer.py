@@ -18,7 +18,9 @@ Plan (leader and followers, no writer task to supervise): the first caller
 to find no open group opens one and leads it: it waits out the window (or
 until the group is full), closes the group to newcomers and commits it
 through ``run`` (the log's one-thread limiter, so commits never overlap);
-later callers join the open group and wait for its result. Both waits are
+later callers join the open group and wait for its result. A group stays
+open while the one before it commits, so under load each transaction
+carries what arrived during the previous one. Both waits are
 shielded: like the thread call they wrap, a commit once begun is seen
 through before a cancelled caller unwinds.
 """
@@ -111,6 +113,8 @@ class GroupCommit:
         self.window_s = window_s
         self.max_items = max_items
         self._open: _Group | None = None
+        #: One group commits at a time (the next one gathers meanwhile).
+        self._turn = trio.Lock()
         #: The group being committed (between its window and its result).
         self._inflight: _Group | None = None
         self._pending: dict[str, int] = {}
@@ -154,8 +158,9 @@ class GroupCommit:
         are rare (a cluster member that holds a sink's lease but owns few
         projects, or a sink catching up on a quiet log) would otherwise write
         its offset only with retention's flush, and a kill -9 would repeat
-        every batch since. Waits for the group carrying the offset, or for the
-        one being gathered (it takes waiting offsets along), or commits now.
+        every batch since. Waits for the group carrying the offset, or has the
+        one being gathered committed at once (it takes waiting offsets along),
+        or commits now.
 
         Raises:
             StoreError: the transaction carrying the offset failed (it stays waiting).
@@ -165,6 +170,7 @@ class GroupCommit:
             await self._settle(inflight, leader=False)
         if sink in self._pending:
             group, leader = self._join()
+            group.full.set()  # a delivery waits on it: commit what is gathered now
             await self._settle(group, leader, window_s=0.0)
 
     async def flush(self) -> None:
@@ -198,6 +204,14 @@ class GroupCommit:
     async def _lead(self, group: _Group, window_s: float) -> None:
         with trio.move_on_after(window_s):
             await group.full.wait()
+        async with self._turn:
+            # While the previous group commits, this one stays open: under load
+            # groups grow with the commit's latency instead of queueing up.
+            await self._commit_group(group)
+        if group.error is None and self._after is not None:
+            await self._after()
+
+    async def _commit_group(self, group: _Group) -> None:
         if self._open is group:
             self._open = None
         # Offsets given while no group was open ride with this one (older first).
@@ -217,5 +231,3 @@ class GroupCommit:
         finally:
             self._inflight = None
             group.done.set()
-        if group.error is None and self._after is not None:
-            await self._after()

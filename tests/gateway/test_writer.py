@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import trio
@@ -13,10 +15,12 @@ from events_trio.gateway.errors import StoreError
 from events_trio.gateway.records import Incoming, LogEntry, Notice
 from events_trio.gateway.store import CHECKPOINT_EVERY_GROUPS, DB_FILENAME, open_sqlite_log
 from events_trio.gateway.tracker import Position
+from events_trio.gateway.writer import AppendItem, GroupCommit
 
 from .helpers import BASE_MS, InlineLog, failure
 
 WINDOW_S = 0.005
+T = TypeVar("T")
 
 
 def event(story: str, stamp: int) -> Incoming:
@@ -165,3 +169,34 @@ async def test_group_commits_reach_the_database_file_by_checkpoint(tmp_path: Pat
         assert in_database_file() == CHECKPOINT_EVERY_GROUPS  # checkpointed while open
     finally:
         await log.aclose()
+
+
+async def test_a_group_gathers_while_the_one_before_it_commits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    commit_s = 0.05
+    committed: list[list[str]] = []
+
+    class Writer:
+        def append_group(
+            self, items: Sequence[AppendItem], offsets: Sequence[tuple[str, int]] = ()
+        ) -> list[list[LogEntry] | StoreError]:
+            committed.append([item.project for item in items])
+            return [[] for _ in items]
+
+    async def slow_commit(fn: Callable[[], T]) -> T:
+        await trio.sleep(commit_s)  # a database far away, or busy
+        return fn()
+
+    group = GroupCommit(Writer(), slow_commit, lambda entries: None, window_s=WINDOW_S)
+
+    async def append_at(delay_s: float, project: str) -> None:
+        await trio.sleep(delay_s)
+        await group.append(project, [], None)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(append_at, 0.0, "a")  # commits from 5 ms to 55 ms
+        nursery.start_soon(append_at, 0.010, "b")  # its window ends at 15 ms: waits its turn
+        nursery.start_soon(append_at, 0.040, "c")  # joins b's group, still open
+        nursery.start_soon(append_at, 0.070, "d")
+    assert committed == [["a"], ["b", "c"], ["d"]]

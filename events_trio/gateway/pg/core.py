@@ -15,12 +15,13 @@ before it stamps, and holds it until it commits, so entries commit in
 below N is committed and visible. Stamps are ``max(now_ms, last + 1)``
 where ``last`` is ``et_meta.last_seq``, read under the lock (retention may
 delete the newest rows; offsets never go back). Fencing: the group first
-locks (``FOR SHARE``) the lease rows of its projects and sinks that still
-name this gateway at the epoch it holds and have not expired on the
+locks (``FOR KEY SHARE``) the lease rows of its projects and sinks that
+still name this gateway at the epoch it holds and have not expired on the
 database's clock; an item whose lease is not among them is skipped and
-answered with :class:`LeaseLost`, the rest commit. A takeover's ``UPDATE``
-of a lease row waits for that commit, so the new owner reads the cursor the
-old one left. Rows go in with one ``INSERT ... SELECT FROM unnest(...)``
+answered with :class:`LeaseLost`, the rest commit. A takeover locks the row
+``FOR UPDATE`` first, which waits for that commit, so the new owner reads
+the cursor the old one left; a renewal (``FOR NO KEY UPDATE``: it only
+moves the expiry) does not wait for appends, nor they for it. Rows go in with one ``INSERT ... SELECT FROM unnest(...)``
 per table; ``pg_notify`` in the same transaction wakes other gateways when
 it commits.
 """
@@ -45,7 +46,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 _FENCE: Final = (
     "SELECT resource, epoch FROM et_leases WHERE resource = ANY(%s) AND owner = %s "
-    "AND expires > now() ORDER BY resource FOR SHARE"
+    "AND expires > now() ORDER BY resource FOR KEY SHARE"
 )
 _INSERT_LOG: Final = (
     "INSERT INTO et_log (seq, project, kind, instance, project_ts, body) "
@@ -57,6 +58,12 @@ _UPSERT_POSITIONS: Final = (
     "INSERT INTO et_positions SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) "
     "ON CONFLICT (project) DO UPDATE SET instance = excluded.instance, cursor = excluded.cursor"
 )
+_LAST_SEQ: Final = "SELECT value FROM et_meta WHERE key = 'last_seq'"
+_ADVANCE_LAST_SEQ: Final = (
+    "UPDATE et_meta SET value = GREATEST(value::bigint, "
+    "(SELECT COALESCE(max(seq), 0) FROM et_log WHERE seq > %s))::text WHERE key = 'last_seq'"
+)
+_NOTIFY: Final = "SELECT pg_notify(%s, value) FROM et_meta WHERE key = 'last_seq'"
 _UPSERT_SINKS: Final = (
     "INSERT INTO et_sinks SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT (sink) "
     'DO UPDATE SET "offset" = excluded."offset"'
@@ -119,10 +126,15 @@ class PgCore:
         Items and offsets whose lease this gateway no longer holds are left
         out (their items answered with :class:`LeaseLost`).
         """
-        with self.pool.connection() as conn, conn.transaction():
+        # Pipelined: two round trips in all, the advisory lock held for about one
+        # and a half (held across many round trips, it serialised the cluster's
+        # commits behind each other).
+        with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            fence = self._fence(conn, items, offsets)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            valid = self._fenced(conn, items, offsets)
-            last = first = _last_seq(conn)
+            last_row = conn.execute(_LAST_SEQ)
+            valid = self._fenced(fence)  # first round trip: the fence, the lock, the end
+            last = first = int(str(_fetch_one(last_row)))
             results: list[ItemResult] = []
             rows: list[tuple[int, str, str, str, int, bytes]] = []
             positions: dict[str, Position] = {}
@@ -144,13 +156,16 @@ class PgCore:
                 results.append(entries)
                 if item.position is not None:
                     positions[item.project] = item.position
-            inserted = self._insert(conn, rows)
+            inserting = self._insert(conn, rows)
             kept = {sink: off for sink, off in offsets if sink_resource(sink) in valid}
             self._upsert(conn, positions, kept)
-            end = max(inserted, default=first)
-            if end > first:
-                conn.execute("UPDATE et_meta SET value = %s WHERE key = 'last_seq'", (str(end),))
-                conn.execute("SELECT pg_notify(%s, %s)", (LOG_CHANNEL, str(end)))
+            if rows:
+                # The end moves to the newest row kept (duplicates are left out).
+                conn.execute(_ADVANCE_LAST_SEQ, (first,))
+                conn.execute(_NOTIFY, (LOG_CHANNEL,))
+        # Second round trip: the rows, the upserts, the end, the notification, COMMIT.
+        inserted = {seq for (seq,) in inserting.fetchall()} if inserting is not None else set()
+        end = max(inserted, default=first)
         self.last_seq = max(self.last_seq, end)
         self.group_start = first
         return [
@@ -162,22 +177,31 @@ class PgCore:
             f"{what}: this gateway no longer holds its lease (another gateway owns it)"
         )
 
-    def _fenced(
+    def _fence(
         self, conn: Conn, items: Sequence[AppendItem], offsets: Sequence[tuple[str, int]]
-    ) -> set[str]:
+    ) -> tuple[psycopg.Cursor[tuple[Any, ...]], list[str]] | None:
+        """Queue the check of the leases this group's items and offsets need."""
         wanted = {project_resource(i.project) for i in items}
         wanted |= {sink_resource(sink) for sink, _ in offsets}
         mine = [r for r in wanted if r in self.held]
         if not mine:
+            return None
+        return conn.execute(_FENCE, (mine, self.gateway_id)), mine
+
+    def _fenced(self, fence: tuple[psycopg.Cursor[tuple[Any, ...]], list[str]] | None) -> set[str]:
+        """The resources whose lease this gateway still holds at its epoch."""
+        if fence is None:
             return set()
-        rows = conn.execute(_FENCE, (mine, self.gateway_id)).fetchall()
+        rows = fence[0].fetchall()
         return {r for r, epoch in rows if self.held.get(r) == epoch}
 
-    def _insert(self, conn: Conn, rows: list[tuple[int, str, str, str, int, bytes]]) -> set[int]:
+    def _insert(
+        self, conn: Conn, rows: list[tuple[int, str, str, str, int, bytes]]
+    ) -> psycopg.Cursor[tuple[Any, ...]] | None:
         if not rows:
-            return set()
+            return None
         columns = [list(column) for column in zip(*rows, strict=True)]
-        return {seq for (seq,) in conn.execute(_INSERT_LOG, columns).fetchall()}
+        return conn.execute(_INSERT_LOG, columns)
 
     def _upsert(self, conn: Conn, positions: dict[str, Position], offsets: dict[str, int]) -> None:
         if positions:
@@ -235,6 +259,11 @@ class PgCore:
 
 def _one(conn: Conn, sql: str, *args: object) -> int | str | None:
     row = conn.execute(sql, args).fetchone()
+    return None if row is None else row[0]
+
+
+def _fetch_one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
+    row = cursor.fetchone()
     return None if row is None else row[0]
 
 

@@ -20,8 +20,9 @@ between (the tail's end is the group's start); otherwise the follower is
 poked to read from the database. The follower listens on a dedicated
 autocommit connection without a thread (``wait_readable`` on its socket,
 then ``consume_input`` and ``notifies``), reads everything past the tail's
-end on every notification, poke or fallback tick, and reconnects with
-backoff when the connection drops.
+end after a notification or poke (at most once per :data:`FOLLOW_WINDOW_S`,
+so that under load the commits of several gateways cost one read) or a
+fallback tick, and reconnects with backoff when the connection drops.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ log = logging.getLogger("events_trio.gateway.pg")
 FALLBACK_POLL_S: Final = 1.0
 #: Entries the follower reads per query.
 FOLLOW_PAGE: Final = 2000
+#: The follower reads at most once per this long (the commits in between wait for it).
+FOLLOW_WINDOW_S: Final = DEFAULT_WINDOW_S
 
 
 class PgLog:
@@ -96,6 +99,9 @@ class PgLog:
         #: each renewal, with a margin); past it, sinks do not deliver.
         self.leases_trusted_until = -math.inf
         self._poke = trio.Event()
+        #: See :data:`FOLLOW_WINDOW_S`.
+        self.follow_window_s = FOLLOW_WINDOW_S
+        self._last_read = -math.inf
         self._commits = trio.CapacityLimiter(1)
         self.group = GroupCommit(core, self._commit, self._committed, window_s=window_s)
 
@@ -236,20 +242,42 @@ class PgLog:
         return conn
 
     async def _follow_on(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        await self._catch_up()  # what was appended while nobody listened
-        while True:
-            newest = 0
-            with trio.move_on_after(FALLBACK_POLL_S):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_until_readable, conn, nursery.cancel_scope)
-                    nursery.start_soon(_until_set, self._poke, nursery.cancel_scope)
-            conn.pgconn.consume_input()
-            while (notify := conn.pgconn.notifies()) is not None:
-                newest = max(newest, int(notify.extra.decode() or 0))
-            if conn.pgconn.status != psycopg.pq.ConnStatus.OK:
-                raise psycopg.OperationalError("the listening connection was closed")
-            if newest == 0 or newest > self.tail.last_seq:
+        broken: list[psycopg.Error] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._listen, conn, broken, nursery.cancel_scope)
+            await self._catch_up()  # what was appended while nobody listened
+            while not broken:  # (the listener cancels this scope when it breaks)
+                with trio.move_on_after(FALLBACK_POLL_S):
+                    await self._poke.wait()
+                # At most one read per window: under load the commits of several
+                # gateways cost one read; a lone commit is read at once.
+                await trio.sleep_until(self._last_read + self.follow_window_s)
+                self._last_read = trio.current_time()
                 await self._catch_up()
+        if broken:
+            raise broken[0]
+
+    async def _listen(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        broken: list[psycopg.Error],
+        scope: trio.CancelScope,
+    ) -> None:
+        """Poke the follower for every notification of an entry past the tail."""
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(conn.fileno())
+                conn.pgconn.consume_input()
+                newest = 0
+                while (notify := conn.pgconn.notifies()) is not None:
+                    newest = max(newest, int(notify.extra.decode() or 0))
+                if conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("the listening connection was closed")
+                if newest > self.tail.last_seq:
+                    self._poke.set()
+        except psycopg.Error as error:
+            broken.append(error)
+            scope.cancel()
 
     async def _catch_up_for(self, seconds: float) -> None:
         with trio.move_on_after(seconds):
@@ -279,18 +307,6 @@ class PgLog:
             log.error("cannot write the last sink offsets: %s", error)
         finally:
             await self.runner.close()
-
-
-async def _until_readable(
-    conn: psycopg.Connection[tuple[Any, ...]], done: trio.CancelScope
-) -> None:
-    await trio.lowlevel.wait_readable(conn.fileno())
-    done.cancel()
-
-
-async def _until_set(event: trio.Event, done: trio.CancelScope) -> None:
-    await event.wait()
-    done.cancel()
 
 
 def _line(error: BaseException) -> str:
