@@ -17,7 +17,7 @@ it); the least recently updated stories go first beyond ``MAX_STORIES``.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
@@ -29,8 +29,9 @@ StuckReason: TypeAlias = Literal["blocked", "merge_failed"]
 
 #: Events kept per story for its history.
 MAX_HISTORY: Final = 50
-#: Stories kept at most (the least recently updated are dropped first).
-MAX_STORIES: Final = 100_000
+#: Stories kept at most (the least recently updated are dropped first): with
+#: their latest events about 1 KB each, so the board stays under ~20 MB.
+MAX_STORIES: Final = 20_000
 #: Hours of the events-per-hour chart.
 HOURS: Final = 24
 HOUR_MS: Final = 3_600_000
@@ -47,7 +48,9 @@ class Story:
     reason: str | None = None
     since_ms: int | None = None
     updated_ms: int = 0
-    history: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_HISTORY))
+    #: Oldest first, at most :data:`MAX_HISTORY` (a list: most stories have a
+    #: few events, and an empty deque alone costs half a kilobyte).
+    history: list[LogEntry] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The object served by ``GET /api/stories``."""
@@ -133,6 +136,8 @@ class StoryBoard:
         story = self._story(entry.project, payload.story_id)
         story.updated_ms = entry.seq
         story.history.append(entry)
+        if len(story.history) > MAX_HISTORY:
+            del story.history[0]
         if isinstance(payload, StageTransition):
             story.stage, story.stuck, story.reason, story.since_ms = (
                 payload.to_stage,

@@ -12,7 +12,7 @@ import trio.testing
 from events_trio.core.events import StageTransition, StoredMergeFailure, StoredStoryBlocked
 from events_trio.gateway.app import create_gateway_app
 from events_trio.gateway.records import Incoming, LogEntry, Notice, encode_entry
-from events_trio.gateway.stories import HOUR_MS, HOURS, StoryBoard
+from events_trio.gateway.stories import HOUR_MS, HOURS, MAX_HISTORY, StoryBoard
 from events_trio.gateway.story_feed import follow_log
 from events_trio.gateway.tracker import Position
 
@@ -91,6 +91,16 @@ def test_least_recently_updated_stories_go_first_beyond_the_cap() -> None:
     board = StoryBoard(max_stories=2)
     board.feed([move("1_a"), move("2_b"), move("1_a"), move("3_c")])
     assert [s.story_id for s in board.stories()] == ["3_c", "1_a"]
+
+
+def test_a_story_keeps_its_latest_events_oldest_first() -> None:
+    board = StoryBoard()
+    moves = [move("1_a", f"{n}_stage") for n in range(MAX_HISTORY + 5)]
+    board.feed(moves)
+    story = board.get("billing", "1_a")
+    assert story is not None
+    assert [e.seq for e in story.history] == [e.seq for e in moves[5:]]
+    assert story.stage == f"{MAX_HISTORY + 4}_stage"
 
 
 def test_events_per_hour_cover_the_last_day() -> None:
