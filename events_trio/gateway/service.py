@@ -28,6 +28,7 @@ import trio
 from ..core.errors import ConfigError
 from ..hosting.access import close_when
 from ..hosting.guard import guard
+from ..hosting.heap import settle_heap
 from ..hosting.hypercorn_fix import install as install_hypercorn_fix
 from ..hosting.listening import Listening, ShutdownTrigger, serve_hypercorn, start_listening
 from ..hosting.metrics import instrument
@@ -57,6 +58,8 @@ log = logging.getLogger("events_trio.gateway")
 
 #: How often retention runs.
 RETENTION_INTERVAL_S: Final = 60.0
+#: How often the gateway checks whether its set of projects settled (heap freezing).
+HEAP_SETTLE_INTERVAL_S: Final = 5.0
 #: Keep-alive connections are dropped before servers do (Hypercorn: 75 s).
 CLIENT_KEEPALIVE_EXPIRY_S: Final = 60.0
 #: Connections for projects added at run time (opened only when used).
@@ -341,6 +344,20 @@ async def _background(
                 nursery.start_soon(running.cluster.run)
             nursery.start_soon(follow_log, running.board, running.log_store)
             nursery.start_soon(_retention, running.log_store, config)
+            nursery.start_soon(_settle_heap, running)
+
+
+async def _settle_heap(running: RunningGateway) -> None:
+    """Freeze the heap once pollers are up, and again once a change of the projects is over."""
+    settled: list[str] | None = None
+    previous: list[str] | None = None
+    while True:
+        await trio.sleep(HEAP_SETTLE_INTERVAL_S)
+        names = running.registry.names
+        if names == previous and names != settled:  # changed, then steady for an interval
+            settle_heap()  # one full pass now instead of one every few seconds (hosting/heap.py)
+            settled = names
+        previous = names
 
 
 async def _retention(log_store: EventLog, config: GatewayConfig) -> None:
