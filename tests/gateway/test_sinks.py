@@ -15,6 +15,7 @@ from events_trio.gateway.errors import SinkError
 from events_trio.gateway.records import Incoming, LogEntry, Notice, encode_entry
 from events_trio.gateway.sinks import ConsoleSink, JsonlSink, SinkRunner, SinkSettings
 from events_trio.gateway.sinks.format import console_line, stage_name, webhook_text
+from events_trio.gateway.sinks.jsonl import INLINE_WRITE_BYTES
 from events_trio.gateway.tracker import Position
 
 from .helpers import BASE_MS, InlineLog, failure
@@ -218,6 +219,20 @@ async def test_jsonl_sink_writes_wire_objects_one_per_line(tmp_path: Path) -> No
         b'{"type":"merge_failure","story_id":"1_a","reason":"conflict","timestamp_ms":9,'
         b'"project":"p","project_timestamp_ms":5}\n'
     )
+
+
+async def test_jsonl_sink_appends_small_and_large_batches_alike(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "deep" / "out.jsonl")  # parent directories created
+    entries = [
+        LogEntry(seq, "p", "event", 5, encode_entry(Incoming(failure(f"{seq}_a", 5), 5), "p", seq))
+        for seq in range(1, 2001)
+    ]
+    assert len(b"".join(e.body for e in entries[1:])) > INLINE_WRITE_BYTES  # a worker thread's
+    await sink.deliver(entries[:1])
+    await sink.deliver(entries[1:])
+    lines = (tmp_path / "deep" / "out.jsonl").read_bytes().splitlines()
+    assert lines == [e.body for e in entries]
+    assert await JsonlSink(tmp_path / "deep" / "out.jsonl").resume(committed=0) == 2000
 
 
 async def test_jsonl_sink_resumes_after_lines_written_before_a_crash(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from ..records import LogEntry
 
 #: Bytes read from the end of the file to find its last line.
 _TAIL_BYTES: Final = 64 * 1024
+#: Batches up to this size are written without a worker thread.
+INLINE_WRITE_BYTES: Final = 64 * 1024
 
 
 class _Stamp(msgspec.Struct):
@@ -70,10 +72,20 @@ class JsonlSink:
             return None
 
     async def deliver(self, entries: Sequence[LogEntry]) -> None:
-        """Append the entries' lines in one write and flush."""
+        """Append the entries' lines in one write and flush.
+
+        A small batch is written on the event loop (an append to the page
+        cache takes microseconds; the hop to a worker thread and back cost
+        more CPU than the write, a tenth of the gateway's at 2,000 events/s);
+        a large one in a worker thread.
+        """
         data = b"".join(entry.body + b"\n" for entry in entries)
         try:
-            await trio.to_thread.run_sync(self._write, data)
+            if len(data) <= INLINE_WRITE_BYTES:
+                self._write(data)
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.to_thread.run_sync(self._write, data)
         except OSError as error:
             raise SinkError(f"cannot write {self.path}: {error}") from None
 
