@@ -94,8 +94,9 @@ class PgRunner:
         )
         self.limiter = trio.CapacityLimiter(size)
         # The pool logs a warning per failed reconnection attempt (hundreds
-        # while PostgreSQL restarts); the log and pollers report outages once.
-        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        # while PostgreSQL restarts), and psycopg one per pipeline cut by a lost
+        # connection; the log and pollers report each outage once, in our words.
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
 
     async def open(self, timeout_s: float = POOL_TIMEOUT_S) -> None:
         """Open the pool and wait for one good connection.
