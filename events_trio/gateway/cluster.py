@@ -100,10 +100,10 @@ class ClusterSupervisor:
     projects: Sequence[ProjectConfig]
     ttl_s: float = DEFAULT_LEASE_TTL_S
     url: str = ""
-    state: ClusterState = field(default_factory=lambda: ClusterState([]))
+    #: The last round's view (version -1 until the registry was first read).
+    state: ClusterState = field(default_factory=lambda: ClusterState([], registry_version=-1))
     #: The shared registry (name -> spec) at ``state.registry_version``.
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _registry_version: int = -1
     #: What was last published of each project polled here (copies; only changes are sent).
     _published: dict[str, ProjectStatus] = field(default_factory=dict)
     _rounds: int = 0
@@ -162,7 +162,6 @@ class ClusterSupervisor:
         registry_changed = state.specs is not None
         if state.specs is not None:
             self.specs = state.specs
-            self._registry_version = state.registry_version
         for resource in sorted(set(held) - set(renewed)):
             self._stop(resource, "lease lost: another gateway owns it now")
         try:
@@ -174,7 +173,7 @@ class ClusterSupervisor:
     def _read_round(self, held: dict[str, int], conn: Any) -> tuple[dict[str, int], ClusterState]:
         lease.heartbeat(conn, self.gateway_id, self.ttl_s, self.url)
         renewed = lease.renew(conn, self.gateway_id, held, self.ttl_s)
-        return renewed, lease.cluster_state(conn, self._registry_version)
+        return renewed, lease.cluster_state(conn, self.state.registry_version)
 
     async def _publish_statuses(self) -> None:
         """Send the statuses that changed since they were last sent.
@@ -353,11 +352,8 @@ class ClusterProjects(ProjectRegistry):
     def __init__(self, supervisor: ClusterSupervisor) -> None:
         local = supervisor.registry
         super().__init__(local.config, local.client, local.log_store, local.pollers, local.statuses)
+        self._by_name = local._by_name  # the same pollers, so the same index
         self.supervisor = supervisor
-
-    def get(self, name: str) -> ProjectConfig | None:
-        """The project ``name`` if this gateway polls it."""
-        return self.supervisor.registry.get(name)
 
     def _known(self, name: str) -> bool:
         return name in self.supervisor.specs

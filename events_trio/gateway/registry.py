@@ -68,6 +68,7 @@ class ProjectRegistry:
         self.log_store = log_store
         self.pollers = pollers
         self.statuses = statuses
+        #: Pollers by project name (shared, like ``pollers``, by a cluster's registry).
         self._by_name = {poller.project.name: poller for poller in pollers}
         self._rand = rand
         self._scopes: dict[str, trio.CancelScope] = {}

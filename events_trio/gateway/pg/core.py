@@ -258,8 +258,8 @@ class PgCore:
 
 
 def _one(conn: Conn, sql: str, *args: object) -> int | str | None:
-    row = conn.execute(sql, args).fetchone()
-    return None if row is None else row[0]
+    value: int | str | None = _fetch_one(conn.execute(sql, args))
+    return value
 
 
 def _fetch_one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
@@ -268,7 +268,7 @@ def _fetch_one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
 
 
 def _last_seq(conn: Conn) -> int:
-    return int(str(_one(conn, "SELECT value FROM et_meta WHERE key = 'last_seq'")))
+    return int(str(_one(conn, _LAST_SEQ)))
 
 
 def _kind(value: str) -> EntryKind:

@@ -20,7 +20,7 @@ Tables (version 1):
   URL they serve).
 - ``et_projects``: the shared registry (what ``--project`` / TOML / the
   admin API upsert), the project's settings as JSON, and the live status
-  its owner publishes every round (what ``GET /api/projects`` shows on
+  its owner publishes when it changes (what ``GET /api/projects`` shows on
   every gateway).
 """
 
