@@ -188,6 +188,8 @@ class Gateway:
             preexec_fn=pinned(cpus),  # noqa: PLW1509 -- one sched_setaffinity call
         )
         self.count = len(projects)
+        #: ``time.monotonic()`` when the process was started.
+        self.started = time.monotonic()
         #: (time_ns when read, line without newline), in order.
         self.lines: queue.Queue[tuple[int, str]] = queue.Queue()
         self.log: list[str] = []
@@ -225,6 +227,10 @@ class Gateway:
                 return
             time.sleep(0.25)
         raise RuntimeError(f"projects not all up in {mode} mode after {timeout_s:g} s")
+
+    def settle(self, seconds: float) -> None:
+        """Wait until the process has run ``seconds`` (start-up work done: one-off, not per event)."""
+        time.sleep(max(0.0, self.started + seconds - time.monotonic()))
 
     def collect(self, count: int, timeout_s: float) -> list[tuple[int, str]]:
         """Up to ``count`` console lines, waiting at most ``timeout_s`` in all."""

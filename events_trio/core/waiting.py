@@ -53,6 +53,10 @@ class Wakeup:
         Returns:
             ``ready()`` when it returns.
         """
+        if timeout_s == inf:  # no cancel scope to enter and leave on every wait
+            while not ready() and not self._released:
+                await self._lot.park()
+            return ready()
         with trio.move_on_after(timeout_s):
             while not ready() and not self._released:
                 await self._lot.park()

@@ -69,9 +69,9 @@ CREATE TABLE IF NOT EXISTS log (
 CREATE UNIQUE INDEX IF NOT EXISTS log_dedup ON log (project, instance, project_ts)
     WHERE kind = 'event';
 CREATE TABLE IF NOT EXISTS positions (
-    project TEXT PRIMARY KEY, instance TEXT NOT NULL, cursor INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sinks (sink TEXT PRIMARY KEY, offset INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    project TEXT PRIMARY KEY, instance TEXT NOT NULL, cursor INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sinks (sink TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -137,11 +137,15 @@ class SqliteCore:
         """
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            last = self.last_seq
-            appended: list[list[LogEntry]] = []
-            for item in items:
-                entries, last = self._insert_item(item, last)
-                appended.append(entries)
+            appended, last = self._insert_items(items)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                [
+                    (item.project, item.position.instance, item.position.cursor)
+                    for item in items
+                    if item.position is not None
+                ],
+            )
             self.db.executemany("INSERT OR REPLACE INTO sinks VALUES (?, ?)", offsets)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(last),))
             self.db.execute("COMMIT")
@@ -154,32 +158,35 @@ class SqliteCore:
         self.last_event_seq = max([self.last_event_seq, *events])
         return appended
 
-    def _insert_item(self, item: AppendItem, last: int) -> tuple[list[LogEntry], int]:
-        position = item.position
-        instance = "" if position is None else position.instance
-        entries = self._insert_all(item.project, instance, item.records, last)
-        if position is not None:
-            self.db.execute(
-                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
-                (item.project, position.instance, position.cursor),
-            )
-        return entries, entries[-1].seq if entries else last
+    def _insert_items(self, items: Sequence[AppendItem]) -> tuple[list[list[LogEntry]], int]:
+        """Every item's records, in one statement; per item the entries kept, and the last seq.
 
-    def _insert_all(
-        self, project: str, instance: str, records: Sequence[Incoming], last: int
-    ) -> list[LogEntry]:
-        entries: list[LogEntry] = []
-        for record in records:
-            seq = next_stamp(self.clock_ms(), last)
-            body = encode_entry(record, project, seq)
-            inserted = self.db.execute(
-                "INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, project, record.kind, instance, record.project_ts, body),
-            ).rowcount
-            if inserted:  # else: already in the log (a re-read after a restart)
-                entries.append(LogEntry(seq, project, record.kind, record.project_ts, body))
-                last = seq
-        return entries
+        A record already in the log (a re-read after a restart) is skipped
+        by the unique key; its seq is then simply not used.
+        """
+        last = self.last_seq
+        appended: list[list[LogEntry]] = []
+        rows: list[tuple[int, str, str, str, int, bytes]] = []
+        for item in items:
+            instance = "" if item.position is None else item.position.instance
+            entries: list[LogEntry] = []
+            for record in item.records:
+                last = next_stamp(self.clock_ms(), last)
+                body = encode_entry(record, item.project, last)
+                rows.append((last, item.project, record.kind, instance, record.project_ts, body))
+                entries.append(LogEntry(last, item.project, record.kind, record.project_ts, body))
+            appended.append(entries)
+        if not rows:
+            return appended, last
+        inserted = self.db.executemany(
+            "INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?, ?, ?)", rows
+        ).rowcount
+        if inserted == len(rows):
+            return appended, last
+        first = rows[0][0]  # every seq from here on is this group's
+        kept = {seq for (seq,) in self.db.execute("SELECT seq FROM log WHERE seq >= ?", (first,))}
+        appended = [[e for e in entries if e.seq in kept] for entries in appended]
+        return appended, max(kept, default=self.last_seq)
 
     def read(self, after: int, limit: int, *, notices: bool = True) -> Page:
         """Up to ``limit`` entries with ``seq > after`` (notices left out unless ``notices``)."""
@@ -296,9 +303,16 @@ class SqliteLog:
         # for hundreds of entries), and the hop to a worker thread and back
         # cost more CPU than the commit itself. Checkpoints, which fsync, run
         # in a worker thread (_maintain).
-        async with self._limiter:
+        # No checkpoint when the connection is free (the group's window was one).
+        try:
+            self._limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await self._limiter.acquire()
+        try:
             with as_store_error():
                 return fn()
+        finally:
+            self._limiter.release()
 
     async def _maintain(self) -> None:
         self._groups_since_checkpoint += 1

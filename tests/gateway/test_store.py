@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from events_trio.gateway.errors import StoreError
 from events_trio.gateway.eventlog import EventLog
@@ -208,6 +209,28 @@ async def test_group_commit_keeps_each_projects_events_with_its_position(
     await grouped.aclose()  # type: ignore[attr-defined]
 
 
+async def test_a_repeat_in_a_group_is_skipped_and_the_rest_of_the_group_kept(
+    backend: Backend, clock: ManualClockMs
+) -> None:
+    grouped = await backend.open(clock, window_s=0.05)
+    await grouped.append("p", [event("1_p", 1)], Position("i", 1))
+    results: dict[str, list[int]] = {}
+
+    async def append(name: str, records: list[Incoming], cursor: int) -> None:
+        entries = await grouped.append(name, records, Position("i", cursor))
+        results[name] = [e.project_ts for e in entries]
+
+    async with trio.open_nursery() as nursery:  # one group: a re-read of p, new events of q
+        nursery.start_soon(append, "p", [event("1_p", 1), event("2_p", 2)], 2)
+        nursery.start_soon(append, "q", [event("1_q", 1)], 1)
+    page = await grouped.read(0, 10)
+    assert results == {"p": [2], "q": [1]}
+    assert sorted(await stories(grouped)) == ["1_p", "1_q", "2_p"]
+    assert [e.seq for e in page.entries] == sorted({e.seq for e in page.entries})
+    assert await grouped.positions() == {"p": Position("i", 2), "q": Position("i", 1)}
+    await grouped.aclose()  # type: ignore[attr-defined]
+
+
 async def test_append_wakes_tasks_waiting_for_newer_entries(store: EventLog) -> None:
     woke = trio.Event()
 
@@ -217,6 +240,7 @@ async def test_append_wakes_tasks_waiting_for_newer_entries(store: EventLog) -> 
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()  # parked before the append
         await store.append("p", [event("1_a", 1)], Position("", 1))
         with trio.fail_after(10):
             await woke.wait()

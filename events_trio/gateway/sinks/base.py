@@ -114,7 +114,9 @@ class SinkRunner:
         """Wait out the grouping window and rate limit, then deliver one batch."""
         if self.sink.group_window_s > 0:
             await trio.sleep(self.sink.group_window_s)
-        await trio.sleep_until(self._last_delivery + self.sink.min_interval_s)
+        next_allowed = self._last_delivery + self.sink.min_interval_s
+        if next_allowed > trio.current_time():  # a sleep in the past still costs a cancellation
+            await trio.sleep_until(next_allowed)
         try:
             page = await self.log_store.read(self.offset, self.settings.batch_limit)
         except StoreError as error:
