@@ -31,7 +31,7 @@ from ..wire.sse import CONTENT_TYPE, LAST_EVENT_ID
 from .config import ProjectConfig
 from .errors import ProjectUnreachable, StoreError
 from .records import Incoming
-from .sse_connection import STREAM_EXTENSION
+from .sse_connection import STREAM_EXTENSION, body_chunks
 from .tracker import Position
 from .transports.records import StreamStep
 from .transports.stream_protocol import StreamProtocol
@@ -126,7 +126,7 @@ class StreamReader:
         with trio.CancelScope() as idle:
             idle.deadline = trio.current_time() + self.idle_s
             try:
-                async for chunk in self.response.aiter_raw():
+                async for chunk in body_chunks(self.response):
                     step = self.protocol.feed(chunk)
                     if step.records or step.position != self._last_position:
                         idle.deadline = math.inf  # the store's time is not the server's silence

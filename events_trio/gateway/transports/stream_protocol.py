@@ -132,6 +132,19 @@ class StreamProtocol:
         return Incoming(Notice("missed", text, missed), 0)
 
 
+def _unknown_type(data: bytes, step: _Step) -> bool:
+    """Skip and count an event of a type we do not know (``False``: the type is known)."""
+    try:
+        envelope = _envelope.decode(data)
+    except msgspec.DecodeError:
+        return False
+    if envelope.type in STORED_TYPES:
+        return False
+    step.unknown += 1
+    step.cursor = max(step.cursor, min(envelope.timestamp_ms or 0, MAX_STAMP_MS))
+    return True
+
+
 class _Step:
     """What a chunk accumulates while its messages are interpreted."""
 
@@ -156,12 +169,12 @@ def _stamp(raw: str | None) -> int | None:
 
 def _event(data: bytes, step: _Step) -> None:
     try:
-        envelope = _envelope.decode(data)
-        if envelope.type not in STORED_TYPES:
-            step.unknown += 1
-            step.cursor = max(step.cursor, min(envelope.timestamp_ms or 0, MAX_STAMP_MS))
+        event: StoredEvent = decode_stored(data)  # one decode for the usual case
+    except msgspec.ValidationError as error:
+        # An unknown type, or a known one malformed: the envelope tells which.
+        if _unknown_type(data, step):
             return
-        event: StoredEvent = decode_stored(data)
+        raise BadResponse(f"malformed event on /api/events/stream: {error}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
         raise BadResponse(f"malformed event on /api/events/stream: {error}") from None
     stamp = event.timestamp_ms
