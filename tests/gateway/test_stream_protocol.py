@@ -81,7 +81,8 @@ def test_malformed_event_keeps_what_came_before_and_reports_an_error() -> None:
 def test_data_that_is_no_typed_object_is_malformed_not_an_unknown_type(data: bytes) -> None:
     step = opened().feed(event_frame(data, id=BASE_MS + 2))
     assert (step.records, step.skipped_unknown, step.position.cursor) == ((), 0, BASE_MS)
-    assert step.error is not None and step.error.startswith("malformed event")
+    assert step.error is not None
+    assert step.error.startswith("malformed event")
 
 
 def test_new_instance_is_a_restart_read_from_its_start() -> None:
