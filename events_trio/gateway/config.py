@@ -13,6 +13,8 @@ A configuration file looks like this (every ``[gateway]`` key optional)::
     admin_token = "..."      # enables POST/DELETE /api/projects
     store = "postgresql://events@db:5432/events"   # cluster mode (docs/scaling.md)
     lease_ttl_s = 10.0       # cluster mode: a dead gateway's projects wait this long
+    commit_window_ms = 10    # group commit window: latency traded for CPU (docs/gateway.md)
+    stream_idle_s = 45.0     # a stream silent this long is reconnected
 
     [[project]]
     name = "billing"
@@ -48,6 +50,7 @@ from ..hosting.logs import LOG_LEVELS
 from ..wire.sse import DEFAULT_KEEPALIVE_S
 from .routing import EVERYTHING, Route, parse_route
 from .store_url import check_store_url
+from .writer import DEFAULT_WINDOW_S
 
 DEFAULT_GATEWAY_PORT: Final = 7080
 DEFAULT_STATE_DIR: Final = Path("gateway-state")
@@ -68,6 +71,10 @@ DEFAULT_WEBHOOK_MIN_INTERVAL_S: Final = 1.0
 DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S: Final = 3.0
 #: Cluster mode: how long a dead gateway's projects wait for a new owner.
 DEFAULT_LEASE_TTL_S: Final = 10.0
+#: A stream with no byte for this long is dropped (servers comment every 15 s).
+DEFAULT_STREAM_IDLE_S: Final = 45.0
+#: Longest group commit window accepted (``commit_window_ms``).
+MAX_COMMIT_WINDOW_S: Final = 1.0
 
 SinkKind: TypeAlias = Literal["console", "jsonl", "webhook", "apprise"]
 SINK_KINDS: Final = ("console", "jsonl", "webhook", "apprise")
@@ -147,6 +154,7 @@ class PollSettings:
     timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S
     backoff_max_s: float = DEFAULT_BACKOFF_MAX_S
+    stream_idle_s: float = DEFAULT_STREAM_IDLE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +190,8 @@ class GatewayConfig:
             password: never shown in ``repr``, logged only redacted.
         lease_ttl_s: Cluster mode: how long a project or sink stays with a
             gateway that stopped renewing its lease.
+        commit_window_s: Group commit window: appends arriving within it
+            share one transaction (the latency it may add to each).
     """
 
     projects: tuple[ProjectConfig, ...] = ()
@@ -203,6 +213,7 @@ class GatewayConfig:
     admin_token: str | None = field(default=None, repr=False)
     store: str | None = field(default=None, repr=False)
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+    commit_window_s: float = DEFAULT_WINDOW_S
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -222,6 +233,11 @@ class GatewayConfig:
             check_store_url(self.store)
         if not 1.0 <= self.lease_ttl_s <= 3600:
             raise ConfigError(f"lease TTL must be 1..3600 seconds, got {self.lease_ttl_s:g}")
+        if not 0 <= self.commit_window_s <= MAX_COMMIT_WINDOW_S:
+            window_ms = 1000 * self.commit_window_s
+            raise ConfigError(f"commit_window_ms must be 0..1000, got {window_ms:g}")
+        if not self.poll.stream_idle_s >= 1:
+            raise ConfigError(f"stream_idle_s must be at least 1, got {self.poll.stream_idle_s:g}")
 
     def replace(self, **changes: Any) -> GatewayConfig:
         """A copy with ``changes`` applied (validated again)."""
@@ -322,6 +338,8 @@ _GATEWAY_KEYS: Final[dict[str, tuple[str, type | tuple[type, ...]]]] = {
     "admin_token": ("admin_token", str),
     "store": ("store", str),
     "lease_ttl_s": ("lease_ttl_s", (int, float)),
+    "commit_window_ms": ("commit_window_s", (int, float)),
+    "stream_idle_s": ("stream_idle_s", (int, float)),
 }
 _PROJECT_KEYS: Final = {"name": str, "url": str, "token": str, "poll_interval_s": (int, float)}
 _SINK_KEYS: Final = {
@@ -393,6 +411,10 @@ def _gateway_table(table: dict[str, Any], base: GatewayConfig, locate: _Locator)
             if not value > 0:
                 raise locate.error("gateway", None, key, "gateway.poll_interval_s must be positive")
             poll = dataclasses.replace(poll, interval_s=float(value))
+        elif key == "stream_idle_s":
+            poll = dataclasses.replace(poll, stream_idle_s=float(value))
+        elif key == "commit_window_ms":
+            changes[target] = float(value) / 1000
         elif key == "retention_days":
             changes[target] = float(value) * 24 * 3600
         elif key == "state_dir":

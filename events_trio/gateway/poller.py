@@ -31,12 +31,12 @@ import httpx
 import trio
 
 from .backoff import Backoff
-from .config import GatewayConfig, ProjectConfig
+from .config import DEFAULT_STREAM_IDLE_S, GatewayConfig, ProjectConfig
 from .errors import BadResponse, LeaseLost, ProjectError, ProjectUnreachable, StoreError
 from .eventlog import EventLog
 from .records import Incoming, LogEntry, Notice
 from .status import ProjectStatus
-from .streamer import DEFAULT_IDLE_DEADLINE_S, Batch, StreamReader, stream_request
+from .streamer import Batch, StreamReader, stream_request
 from .tracker import PollResponse, PollResult, Position, interpret
 from .transports.modes import ModeChoice
 from .transports.records import NoStream
@@ -73,7 +73,7 @@ class PollerSettings:
     backoff_initial_s: float
     backoff_max_s: float
     replay: bool = False
-    idle_s: float = DEFAULT_IDLE_DEADLINE_S
+    idle_s: float = DEFAULT_STREAM_IDLE_S
 
     @classmethod
     def for_project(cls, config: GatewayConfig, project: ProjectConfig) -> PollerSettings:
@@ -86,6 +86,7 @@ class PollerSettings:
             poll.backoff_initial_s,
             poll.backoff_max_s,
             config.replay,
+            poll.stream_idle_s,
         )
 
 

@@ -233,7 +233,9 @@ async def _open_log(config: GatewayConfig, gateway_id: str) -> EventLog:
     if config.store is not None:
         return await _open_cluster_log(config.store, gateway_id, config)
     try:
-        return await open_sqlite_log(config.state_dir, config.clock_ms)
+        return await open_sqlite_log(
+            config.state_dir, config.clock_ms, window_s=config.commit_window_s
+        )
     except (OSError, sqlite3.Error) as error:
         raise ConfigError(f"state dir {config.state_dir}: {error}") from None
 
@@ -244,7 +246,9 @@ async def _open_cluster_log(url: str, gateway_id: str, config: GatewayConfig) ->
     deadline = trio.current_time() + STORE_STARTUP_WAIT_S
     while True:
         try:
-            return await open_pg_log(url, gateway_id, clock_ms=config.clock_ms)
+            return await open_pg_log(
+                url, gateway_id, clock_ms=config.clock_ms, window_s=config.commit_window_s
+            )
         except StoreUnavailable as error:
             if trio.current_time() >= deadline:
                 raise ConfigError(f"{error} (gave up after {STORE_STARTUP_WAIT_S:g} s)") from None

@@ -383,8 +383,10 @@ class SqliteLog:
             await self._run(self.core.close)
 
 
-async def open_sqlite_log(state_dir: Path, clock_ms: ClockMs = wall_clock_ms) -> SqliteLog:
-    """Open (creating when needed) the log in ``state_dir``.
+async def open_sqlite_log(
+    state_dir: Path, clock_ms: ClockMs = wall_clock_ms, *, window_s: float = DEFAULT_WINDOW_S
+) -> SqliteLog:
+    """Open (creating when needed) the log in ``state_dir``, committing in ``window_s`` groups.
 
     Raises:
         OSError: the directory cannot be created.
@@ -392,4 +394,4 @@ async def open_sqlite_log(state_dir: Path, clock_ms: ClockMs = wall_clock_ms) ->
     """
     await trio.Path(state_dir).mkdir(parents=True, exist_ok=True)
     core = await trio.to_thread.run_sync(SqliteCore, state_dir / DB_FILENAME, clock_ms)
-    return SqliteLog(core)
+    return SqliteLog(core, window_s=window_s)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
 
 import httpx
 import trio
@@ -35,9 +34,6 @@ from .sse_connection import STREAM_EXTENSION, body_chunks
 from .tracker import Position
 from .transports.records import StreamStep
 from .transports.stream_protocol import StreamProtocol
-
-#: A stream with no byte for this long is dropped (servers comment every 15 s).
-DEFAULT_IDLE_DEADLINE_S: Final = 45.0
 
 
 @dataclass(slots=True)

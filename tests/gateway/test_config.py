@@ -15,6 +15,7 @@ from events_trio.gateway.config import (
     parse_project_flag,
     parse_sink_flag,
 )
+from events_trio.gateway.poller import PollerSettings
 
 EXAMPLE = """\
 [gateway]
@@ -144,3 +145,31 @@ def test_admin_token_comes_from_the_gateway_table_and_is_never_shown(tmp_path: P
     config = load_config(path)
     assert config.admin_token == "s3cret-admin"
     assert "s3cret-admin" not in repr(config)
+
+
+def test_commit_window_and_stream_idle_deadline_come_from_the_gateway_table(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, "[gateway]\ncommit_window_ms = 25\nstream_idle_s = 60\n"))
+    project = ProjectConfig("billing", "http://127.0.0.1:7070")
+    assert config.commit_window_s == pytest.approx(0.025)
+    assert PollerSettings.for_project(config, project).idle_s == 60.0
+    defaults = PollerSettings.for_project(GatewayConfig(), project)
+    assert (GatewayConfig().commit_window_s, defaults.idle_s) == (0.01, 45.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("commit_window_ms = 5000", r"\[gateway\]: commit_window_ms must be 0..1000, got 5000"),
+        ("commit_window_ms = -1", r"\[gateway\]: commit_window_ms must be 0..1000, got -1"),
+        ('commit_window_ms = "fast"', r"gateway.commit_window_ms: wrong type str"),
+        ("stream_idle_s = 0", r"\[gateway\]: stream_idle_s must be at least 1, got 0"),
+    ],
+)
+def test_bad_commit_window_or_idle_deadline_is_refused_with_its_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    path = write(tmp_path, f"[gateway]\nport = 7080\n{line}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:\d+: {message}$"):
+        load_config(path)

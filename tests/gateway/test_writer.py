@@ -11,8 +11,10 @@ import pytest
 import trio
 import trio.testing
 
+from events_trio.gateway.config import GatewayConfig, load_config
 from events_trio.gateway.errors import StoreError
 from events_trio.gateway.records import Incoming, LogEntry, Notice
+from events_trio.gateway.service import _open_log
 from events_trio.gateway.store import CHECKPOINT_EVERY_GROUPS, DB_FILENAME, open_sqlite_log
 from events_trio.gateway.tracker import Position
 from events_trio.gateway.writer import AppendItem, GroupCommit
@@ -200,3 +202,27 @@ async def test_a_group_gathers_while_the_one_before_it_commits(
         nursery.start_soon(append_at, 0.040, "c")  # joins b's group, still open
         nursery.start_soon(append_at, 0.070, "d")
     assert committed == [["a"], ["b", "c"], ["d"]]
+
+
+async def test_the_gateway_commits_in_the_window_its_configuration_gives(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    config = load_config_text(tmp_path, "[gateway]\ncommit_window_ms = 250\n")
+    log = await _open_log(config.replace(state_dir=tmp_path / "state"), "gw")
+    try:
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for name in ("p", "q"):
+                nursery.start_soon(
+                    log.append, name, [event(f"1_story_{name}", 7)], Position("i", 7)
+                )
+        assert trio.current_time() - started == pytest.approx(0.25)
+        assert log.group.groups == 1  # type: ignore[attr-defined]
+    finally:
+        await log.aclose()  # type: ignore[attr-defined]
+
+
+def load_config_text(tmp_path: Path, text: str) -> GatewayConfig:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return load_config(path)
