@@ -36,10 +36,10 @@ from .errors import BadResponse, LeaseLost, ProjectError, ProjectUnreachable, St
 from .eventlog import EventLog
 from .records import Incoming, LogEntry, Notice
 from .status import ProjectStatus
-from .streamer import Batch, StreamReader, stream_request
+from .streamer import StreamReader, stream_request
 from .tracker import PollResponse, PollResult, Position, interpret
 from .transports.modes import ModeChoice
-from .transports.records import NoStream
+from .transports.records import NoStream, StreamStep
 from .transports.stream_protocol import StreamProtocol
 
 log = logging.getLogger("events_trio.gateway.poller")
@@ -194,14 +194,14 @@ class Poller:
         except BadResponse as error:
             await self._failed(error)
             return
-        await self._stream_up(Batch(list(opened.records), opened.position))
+        await self._stream_up(opened)
         if opened.reconnect:
             await self._pace_restart()
             return
         self._restarts_in_row = 0
         self._restart_backoff.reset()
         outcome = await StreamReader(
-            response, protocol, self._append_batch, self.settings.idle_s
+            response, protocol, self._append_step, self.settings.idle_s
         ).run()
         if outcome.error is not None:
             await self._failed(ProjectUnreachable(outcome.error))
@@ -209,10 +209,10 @@ class Poller:
             # Ended by the server at once: no busy loop of reconnects.
             await trio.sleep_until(started + MIN_EMPTY_LONG_POLL_S)
 
-    async def _stream_up(self, batch: Batch) -> None:
+    async def _stream_up(self, opened: StreamStep) -> None:
         """The stream opened: the project is up (one recovered notice after an outage)."""
-        if batch.records or self._down_since is not None or batch.position != self.position:
-            await self._append_batch(batch)
+        if opened.records or self._down_since is not None or opened.position != self.position:
+            await self._append_step(opened)
         self._down_since = None
         self._failures_in_row = 0
         self.backoff.reset()
@@ -220,16 +220,14 @@ class Poller:
         status.state, status.last_error, status.mode = "up", None, "stream"
         status.polls += 1
 
-    async def _append_batch(self, batch: Batch) -> None:
-        position = batch.position or self.position
-        await self._persist(tuple(batch.records), position)
-        self.position = position
+    async def _append_step(self, step: StreamStep) -> None:
+        await self._persist(step.records, step.position)
+        self.position = step.position
         status = self.status
-        if position is not None:
-            status.cursor = position.cursor
-        if batch.newest_event_ms is not None:
-            status.last_event_ms = batch.newest_event_ms
-        self._skipped(batch.skipped_unknown)
+        status.cursor = step.position.cursor
+        if step.newest_event_ms is not None:
+            status.last_event_ms = step.newest_event_ms
+        self._skipped(step.skipped_unknown)
 
     async def _persist(
         self, records: tuple[Incoming, ...], position: Position | None

@@ -7,8 +7,7 @@ again. Frames that arrive meanwhile wait in the socket's buffer and come
 back as one chunk, so a project that publishes faster than one group
 commit per window still gets everything it sent during a commit into the
 next one, and an event costs one wake-up of the task, not one of a reader
-and one of an appender (that split cost a tenth of the gateway's CPU at
-two events per second per project).
+and one of an appender.
 
 The reader holds an idle deadline: any byte (an event or a keep-alive
 comment) proves the connection alive and pushes it on; a stream silent
@@ -20,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import trio
@@ -29,33 +28,12 @@ from ..wire.defaults import STREAM_PATH
 from ..wire.sse import CONTENT_TYPE, LAST_EVENT_ID
 from .config import ProjectConfig
 from .errors import ProjectUnreachable, StoreError
-from .records import Incoming
 from .sse_connection import STREAM_EXTENSION, body_chunks
-from .tracker import Position
 from .transports.records import StreamStep
 from .transports.stream_protocol import StreamProtocol
 
-
-@dataclass(slots=True)
-class Batch:
-    """Steps queued by the reader, merged for one append."""
-
-    records: list[Incoming] = field(default_factory=list)
-    position: Position | None = None
-    skipped_unknown: int = 0
-    newest_event_ms: int | None = None
-
-    def add(self, step: StreamStep) -> None:
-        """Merge ``step`` into the batch."""
-        self.records += step.records
-        self.position = step.position
-        self.skipped_unknown += step.skipped_unknown
-        if step.newest_event_ms is not None:
-            self.newest_event_ms = step.newest_event_ms
-
-
-#: Appends one batch durably (raises the store's error on failure).
-AppendBatch = Callable[[Batch], Awaitable[None]]
+#: Appends what one step completed, durably (raises the store's error on failure).
+AppendStep = Callable[[StreamStep], Awaitable[None]]
 
 
 def stream_request(client: httpx.AsyncClient, project: ProjectConfig, cursor: int) -> httpx.Request:
@@ -94,7 +72,7 @@ class StreamReader:
     Args:
         response: The open response (its head already accepted).
         protocol: The connection's state machine.
-        append: Persists one merged batch.
+        append: Persists what a step completed.
         idle_s: The idle deadline.
     """
 
@@ -102,7 +80,7 @@ class StreamReader:
         self,
         response: httpx.Response,
         protocol: StreamProtocol,
-        append: AppendBatch,
+        append: AppendStep,
         idle_s: float,
     ) -> None:
         self.response = response
@@ -126,8 +104,10 @@ class StreamReader:
                     step = self.protocol.feed(chunk)
                     if step.records or step.position != self._last_position:
                         idle.deadline = math.inf  # the store's time is not the server's silence
+                        self._last_position = step.position
+                        self.outcome.delivered = True
                         try:
-                            await self._append(step)
+                            await self.append(step)
                         except StoreError as error:
                             failed = error
                             idle.cancel()  # stop from inside the body iterators (poller.py)
@@ -142,13 +122,6 @@ class StreamReader:
         if idle.cancelled_caught and self.outcome.error is None:
             self.outcome.error = f"stream silent for {self.idle_s:g} s"
         return self.outcome
-
-    async def _append(self, step: StreamStep) -> None:
-        batch = Batch()
-        batch.add(step)
-        self._last_position = step.position
-        self.outcome.delivered = True
-        await self.append(batch)
 
 
 def unreachable(error: httpx.HTTPError) -> ProjectUnreachable:
