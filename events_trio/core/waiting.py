@@ -54,13 +54,15 @@ class Wakeup:
             ``ready()`` when it returns.
         """
         if timeout_s == inf:  # no cancel scope to enter and leave on every wait
-            while not ready() and not self._released:
-                await self._lot.park()
-            return ready()
-        with trio.move_on_after(timeout_s):
-            while not ready() and not self._released:
-                await self._lot.park()
+            await self._park_until(ready)
+        else:
+            with trio.move_on_after(timeout_s):
+                await self._park_until(ready)
         return ready()
+
+    async def _park_until(self, ready: Callable[[], bool]) -> None:
+        while not ready() and not self._released:
+            await self._lot.park()
 
 
 class LongPoll(Wakeup):

@@ -48,7 +48,7 @@ from .records import (
 from .tail import DEFAULT_TAIL_ENTRIES, LogTail
 from .tracker import Position
 from .watch import LogWatch
-from .writer import DEFAULT_WINDOW_S, AppendItem, GroupCommit
+from .writer import DEFAULT_WINDOW_S, AppendItem, GroupCommit, taken
 
 T = TypeVar("T")
 log = logging.getLogger("events_trio.gateway.store")
@@ -303,16 +303,9 @@ class SqliteLog:
         # for hundreds of entries), and the hop to a worker thread and back
         # cost more CPU than the commit itself. Checkpoints, which fsync, run
         # in a worker thread (_maintain).
-        # No checkpoint when the connection is free (the group's window was one).
-        try:
-            self._limiter.acquire_nowait()
-        except trio.WouldBlock:
-            await self._limiter.acquire()
-        try:
+        async with taken(self._limiter):
             with as_store_error():
                 return fn()
-        finally:
-            self._limiter.release()
 
     async def _maintain(self) -> None:
         self._groups_since_checkpoint += 1

@@ -57,6 +57,29 @@ class AppendItem:
     position: Position | None
 
 
+class taken:  # lower case: used like a function, ``async with taken(lock):``
+    """Hold ``lock`` (a Lock or CapacityLimiter) for the block, without a yield when it is free.
+
+    ``async with lock`` always yields once, even uncontended: a pass of the
+    event loop per group commit, on the path every event takes. The group's
+    window has already been a checkpoint.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: trio.Lock | trio.CapacityLimiter) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class GroupWriter(Protocol):
     """Commits a group in one transaction (``SqliteCore``)."""
 
@@ -204,18 +227,10 @@ class GroupCommit:
     async def _lead(self, group: _Group, window_s: float) -> None:
         with trio.move_on_after(window_s):
             await group.full.wait()
-        # While the previous group commits, this one stays open: under load
-        # groups grow with the commit's latency instead of queueing up. Taken
-        # without a checkpoint when free (the window was one): a yield per
-        # group costs a pass of the event loop.
-        if self._turn.locked():
-            await self._turn.acquire()
-        else:
-            self._turn.acquire_nowait()
-        try:
+        async with taken(self._turn):
+            # While the previous group commits, this one stays open: under load
+            # groups grow with the commit's latency instead of queueing up.
             await self._commit_group(group)
-        finally:
-            self._turn.release()
         if group.error is None and self._after is not None:
             await self._after()
 

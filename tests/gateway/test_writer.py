@@ -17,7 +17,7 @@ from events_trio.gateway.records import Incoming, LogEntry, Notice
 from events_trio.gateway.service import _open_log
 from events_trio.gateway.store import CHECKPOINT_EVERY_GROUPS, DB_FILENAME, open_sqlite_log
 from events_trio.gateway.tracker import Position
-from events_trio.gateway.writer import AppendItem, GroupCommit
+from events_trio.gateway.writer import AppendItem, GroupCommit, taken
 
 from .helpers import BASE_MS, InlineLog, failure
 
@@ -226,3 +226,22 @@ def load_config_text(tmp_path: Path, text: str) -> GatewayConfig:
     path = tmp_path / "gateway.toml"
     path.write_text(text)
     return load_config(path)
+
+
+async def test_taken_holds_a_free_lock_without_a_yield_and_waits_for_a_held_one() -> None:
+    lock = trio.Lock()
+    with trio.testing.assert_no_checkpoints():
+        async with taken(lock):
+            assert lock.locked()
+    assert not lock.locked()
+    order: list[str] = []
+
+    async def second() -> None:
+        async with taken(lock):
+            order.append("second")
+
+    async with trio.open_nursery() as nursery, taken(lock):
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()
+        order.append("first")
+    assert order == ["first", "second"]
