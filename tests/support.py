@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Final, Self
 
 import trio
+import watchfiles
 
 
 class FakeClockMs:
@@ -136,17 +137,41 @@ class CliProcess:
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Synchronous :func:`until`, for tests that drive subprocesses.
+    """Synchronous :func:`until`, for state another process holds and announces no other way.
 
-    For state another process holds and announces no other way (a gateway's
-    ``/api/projects``, a sink's file): checks every 20 ms, fails after a
-    generous ``timeout_s``. Where the server can do the waiting (a long-poll
-    with ``wait``, a log line), use that instead.
+    Checks every 20 ms, fails after a generous ``timeout_s``. Only where
+    nothing can be waited on: a log line (:meth:`CliProcess.wait_for`), a
+    file's changes (:func:`wait_for_file`) or a long-poll come first. Today
+    that is the count of long-polls parked on a server (its ``/healthz``).
     """
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+def wait_for_file(path: Path, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Wait until ``condition`` holds for ``path``, a file another process writes.
+
+    Woken by the file's changes (watchfiles, inotify); re-checked at least
+    every second in case a write landed before the watch began. Fails after
+    a generous ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    if condition():
+        return
+    only_this = str(path.resolve())
+    for _ in watchfiles.watch(
+        path.parent,
+        watch_filter=lambda _change, changed: changed == only_this,
+        debounce=50,
+        step=5,
+        rust_timeout=1000,
+        yield_on_timeout=True,
+    ):
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"{path}: condition not met in time"
 
 
 def free_port() -> int:

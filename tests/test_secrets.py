@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import EVENTS_TRIO, CliProcess, wait_until
+from tests.support import EVENTS_TRIO, CliProcess
 
 READ = "rEaD-sEcReT-4711"
 INGEST = "iNgEsT-sEcReT-4712"
@@ -35,12 +35,6 @@ def exercise(server_url: str, gateway_url: str) -> list[bytes]:
     return bodies
 
 
-def project_up(gateway_url: str) -> bool:
-    headers = {"Authorization": f"Bearer {GATEWAY_READ}"}
-    projects = httpx.get(f"{gateway_url}/api/projects", headers=headers).json()
-    return all(project["state"] == "up" for project in projects)
-
-
 def test_tokens_appear_in_no_log_line_and_no_response_body(tmp_path: Path) -> None:
     serve_args = [EVENTS_TRIO, "serve", "--port", "0", "--no-watch", "--log-level", "debug"]
     serve_env = {"EVENTS_TRIO_READ_TOKEN": READ, "EVENTS_TRIO_INGEST_TOKEN": INGEST}
@@ -55,7 +49,7 @@ def test_tokens_appear_in_no_log_line_and_no_response_body(tmp_path: Path) -> No
         env = {"EVENTS_TRIO_GATEWAY_READ_TOKEN": GATEWAY_READ}
         with CliProcess(gateway_args, cwd=tmp_path, env=env) as gateway:
             gateway_url = gateway.url()
-            wait_until(lambda: project_up(gateway_url))
+            gateway.wait_for(r"\[billing\] reading in stream mode$")
             bodies = exercise(server_url, gateway_url)
             gateway.wait_for(r"42_story_x", stdout=True)  # the event went all the way through
             assert gateway.stop() == 0

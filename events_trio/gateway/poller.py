@@ -35,7 +35,7 @@ from .config import DEFAULT_STREAM_IDLE_S, GatewayConfig, ProjectConfig
 from .errors import BadResponse, LeaseLost, ProjectError, ProjectUnreachable, StoreError
 from .eventlog import EventLog
 from .records import Incoming, LogEntry, Notice
-from .status import ProjectStatus
+from .status import PollMode, ProjectStatus
 from .streamer import StreamReader, stream_request
 from .tracker import PollResponse, PollResult, Position, interpret
 from .transports.modes import ModeChoice
@@ -217,7 +217,8 @@ class Poller:
         self._failures_in_row = 0
         self.backoff.reset()
         status = self.status
-        status.state, status.last_error, status.mode = "up", None, "stream"
+        status.state, status.last_error = "up", None
+        self._set_mode("stream")
         status.polls += 1
 
     async def _append_step(self, step: StreamStep) -> None:
@@ -348,11 +349,17 @@ class Poller:
         status.state = "up"
         status.last_error = None
         status.cursor = result.position.cursor
-        status.mode = "long-poll" if result.long_poll else "interval"
+        self._set_mode("long-poll" if result.long_poll else "interval")
         status.polls += 1
         if result.newest_event_ms is not None:
             status.last_event_ms = result.newest_event_ms
         self._skipped(result.skipped_unknown)
+
+    def _set_mode(self, mode: PollMode) -> None:
+        """Record how the project is read; logged when first known and when it changes."""
+        if mode != self.status.mode:
+            log.info("[%s] reading in %s mode", self.project.name, mode)
+            self.status.mode = mode
 
     def _skipped(self, count: int) -> None:
         if count:

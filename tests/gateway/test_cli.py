@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from tests.support import EVENTS_TRIO, CliProcess, wait_until
+from tests.support import EVENTS_TRIO, CliProcess, wait_for_file
 
 TOKEN = "t0ken-for-tests"
 DEADLINE_S = 20.0
@@ -25,11 +25,6 @@ def gateway(tmp_path: Path, *extra: str) -> CliProcess:
     return CliProcess(args, cwd=tmp_path)
 
 
-def projects_up(gateway_url: str) -> bool:
-    projects = msgspec.json.decode(httpx.get(f"{gateway_url}/api/projects").content)
-    return all(project["state"] == "up" for project in projects)
-
-
 def post(server_url: str, story: str) -> None:
     event = {"type": "merge_failure", "story_id": story, "reason": "conflict"}
     response = httpx.post(
@@ -42,7 +37,7 @@ def post(server_url: str, story: str) -> None:
 
 def test_published_event_shows_as_a_console_line(tmp_path: Path) -> None:
     with serve(tmp_path) as server, gateway(tmp_path, "--project", f"billing={server.url()}") as gw:
-        wait_until(lambda: projects_up(gw.url()))
+        gw.wait_for(r"\[billing\] reading in stream mode$")
         post(server.url(), "42_story_x")
         gw.wait_for(r"^\[billing\] merge failed: 42_story_x — conflict$", stdout=True)
 
@@ -105,7 +100,7 @@ def test_gateway_killed_with_sigkill_loses_and_repeats_nothing(tmp_path: Path) -
     with serve(tmp_path) as server:
         flags = ("--project", f"billing={server.url()}", "--sink", f"jsonl:{out}")
         with gateway(tmp_path, *flags) as gw:
-            wait_until(lambda: projects_up(gw.url()))
+            gw.wait_for(r"\[billing\] reading in stream mode$")
             for story in expected[:40]:
                 post(server.url(), story)
                 if story == "20_story_k":
@@ -113,6 +108,6 @@ def test_gateway_killed_with_sigkill_loses_and_repeats_nothing(tmp_path: Path) -
         with gateway(tmp_path, *flags) as gw:
             for story in expected[40:]:
                 post(server.url(), story)
-            wait_until(lambda: len(jsonl_stories(out)) >= len(expected))
+            wait_for_file(out, lambda: len(jsonl_stories(out)) >= len(expected))
             assert gw.stop() == 0
     assert jsonl_stories(out) == expected

@@ -7,11 +7,13 @@ original), a real gateway, a JSON-lines sink.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.lowlevel
 from hypercorn.config import Config
@@ -120,7 +122,10 @@ async def test_events_evicted_while_the_gateway_was_away_give_one_exact_gap_noti
     assert messages == ["10 events missed from billing"]
 
 
-async def test_server_without_the_stream_is_long_polled(tmp_path: Path) -> None:
+async def test_server_without_the_stream_is_long_polled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="events_trio")
     out = tmp_path / "out.jsonl"
     async with (
         wrapped_project(without_stream) as (url, hub),
@@ -133,6 +138,8 @@ async def test_server_without_the_stream_is_long_polled(tmp_path: Path) -> None:
         await until(count_is(out, "old", 3))
         assert running.pollers[0].status.mode == "long-poll"
     assert delivered(out, "old") == [f"{n}_story_old" for n in range(3)]
+    modes = [r.getMessage() for r in caplog.records if "mode" in r.getMessage()]
+    assert modes == ["[old] reading in long-poll mode"]  # once: the refused stream changes nothing
 
 
 async def test_rust_like_server_is_polled_on_an_interval(tmp_path: Path) -> None:
