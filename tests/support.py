@@ -150,6 +150,18 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+def complete_lines(path: Path) -> list[bytes]:
+    """The lines of a file another process appends to, without a last line still being written.
+
+    A reader can see a write half done; whoever tails a JSON-lines sink must
+    wait for the newline, as the sink itself does when it resumes.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].splitlines()
+
+
 def wait_for_file(path: Path, condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     """Wait until ``condition`` holds for ``path``, a file another process writes.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from tests.support import EVENTS_TRIO, CliProcess, wait_for_file
+from tests.support import EVENTS_TRIO, CliProcess, complete_lines, wait_for_file
 
 TOKEN = "t0ken-for-tests"
 DEADLINE_S = 20.0
@@ -85,11 +85,9 @@ def test_gateway_without_projects_is_an_error(tmp_path: Path) -> None:
 
 
 def jsonl_stories(path: Path) -> list[str]:
-    if not path.exists():
-        return []
     return [
         msgspec.json.decode(line)["story_id"]
-        for line in path.read_bytes().splitlines()
+        for line in complete_lines(path)
         if b'"gateway_notice"' not in line
     ]
 

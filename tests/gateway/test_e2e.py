@@ -28,6 +28,7 @@ from events_trio.gateway import (
 from events_trio.gateway.sinks import JsonlSink
 from events_trio.server.config import ServerConfig
 from events_trio.server.run import RunningServer, run_server
+from tests.support import complete_lines
 
 from .helpers import until
 
@@ -35,9 +36,7 @@ FAST_POLL = PollSettings(interval_s=0.2, backoff_initial_s=0.05, backoff_max_s=0
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
+    return [msgspec.json.decode(line) for line in complete_lines(path)]
 
 
 def delivered(path: Path, project: str) -> list[str]:

@@ -24,7 +24,7 @@ from events_trio.gateway import (
 )
 from events_trio.gateway.reload import ReloadResult, reload_config
 from tests.gateway.helpers import project_server
-from tests.support import EVENTS_TRIO, CliProcess
+from tests.support import EVENTS_TRIO, CliProcess, complete_lines
 
 from .helpers import until
 
@@ -41,9 +41,7 @@ def toml(projects: dict[str, str], *sinks: str) -> str:
 
 
 def jsonl(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    return [msgspec.json.decode(line)["story_id"] for line in path.read_bytes().splitlines()]
+    return [msgspec.json.decode(line)["story_id"] for line in complete_lines(path)]
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ from events_trio.gateway.routing import ENTRY_TYPES, Route, entry_type, parse_ro
 from events_trio.gateway.sinks import SinkRunner
 from events_trio.gateway.tracker import Position
 from tests.gateway.helpers import project_server
-from tests.support import EVENTS_TRIO
+from tests.support import EVENTS_TRIO, complete_lines
 
 from .helpers import BASE_MS, InlineLog, failure, until
 from .test_sinks import RecordingSink
@@ -175,9 +175,7 @@ async def test_two_sinks_with_different_filters_get_exactly_their_entries(
 
 
 def stories(path: Path) -> list[tuple[str, str]]:
-    if not path.exists():
-        return []
-    lines = [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
+    lines = [msgspec.json.decode(line) for line in complete_lines(path)]
     return [(line["project"], line["story_id"]) for line in lines if "story_id" in line]
 
 

@@ -19,7 +19,7 @@ import trio
 
 from events_trio.gateway.config import DEFAULT_GATEWAY_GRACEFUL_TIMEOUT_S
 from events_trio.server.config import DEFAULT_DRAIN_S, DEFAULT_GRACEFUL_TIMEOUT_S
-from tests.support import EVENTS_TRIO, CliProcess, until
+from tests.support import EVENTS_TRIO, CliProcess, complete_lines, until
 
 TOKEN: Final = "t0ken-for-sigterm"
 DEADLINE_S: Final = 30.0
@@ -29,9 +29,7 @@ EXIT_SLACK_S: Final = 5.0
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines()]
+    return [msgspec.json.decode(line) for line in complete_lines(path)]
 
 
 def delivered(path: Path) -> list[str]:
