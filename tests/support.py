@@ -136,20 +136,6 @@ class CliProcess:
                 stream.close()
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Synchronous :func:`until`, for state another process holds and announces no other way.
-
-    Checks every 20 ms, fails after a generous ``timeout_s``. Only where
-    nothing can be waited on: a log line (:meth:`CliProcess.wait_for`), a
-    file's changes (:func:`wait_for_file`) or a long-poll come first. Today
-    that is the count of long-polls parked on a server (its ``/healthz``).
-    """
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def complete_lines(path: Path) -> list[bytes]:
     """The lines of a file another process appends to, without a last line still being written.
 

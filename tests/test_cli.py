@@ -15,12 +15,7 @@ import pytest
 
 from events_trio.hosting.timeouts import DEFAULT_GRACEFUL_TIMEOUT_S
 from events_trio.server.config import DEFAULT_DRAIN_S
-from tests.support import EVENTS_TRIO, CliProcess, wait_until
-
-
-def wait_for_long_polls(url: str, count: int) -> None:
-    """Wait until ``count`` long-polls are parked (the server reports it at /healthz)."""
-    wait_until(lambda: httpx.get(f"{url}/healthz", timeout=5).json()["long_polls"] == count)
+from tests.support import EVENTS_TRIO, CliProcess
 
 
 def test_serve_starts_logs_its_url_and_answers(tmp_path: Path) -> None:
@@ -41,7 +36,8 @@ def test_python_dash_m_serves_too(tmp_path: Path) -> None:
 def test_sigterm_with_open_long_poll_exits_zero_without_waiting_for_the_poll(
     tmp_path: Path,
 ) -> None:
-    with CliProcess([EVENTS_TRIO, "serve", "--port", "0"], cwd=tmp_path) as server:
+    args = [EVENTS_TRIO, "serve", "--port", "0", "--log-level", "debug"]
+    with CliProcess(args, cwd=tmp_path) as server:
         url = server.url()
         answers: list[httpx.Response] = []
         poll = threading.Thread(
@@ -50,7 +46,7 @@ def test_sigterm_with_open_long_poll_exits_zero_without_waiting_for_the_poll(
             )
         )
         poll.start()
-        wait_for_long_polls(url, 1)
+        server.wait_for(r"long-poll parked after 0 for up to 30 s")
         start = time.monotonic()
         assert server.stop(signal.SIGTERM) == 0
         # Drain and grace (1.25 s) plus teardown on a busy machine: far below the 30 s wait.

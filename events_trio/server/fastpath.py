@@ -9,6 +9,7 @@ through to the Quart app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..wire.query import EventsQuery, events_headers
 from .hub import EventHub
 
 ASGIApp = Any
+
+log = logging.getLogger("events_trio.server")
 
 
 def events_fast_path(hub: EventHub, app: ASGIApp) -> ASGIApp:
@@ -32,6 +35,8 @@ def events_fast_path(hub: EventHub, app: ASGIApp) -> ASGIApp:
 async def answer(hub: EventHub, query: EventsQuery) -> tuple[list[tuple[str, str]], bytes]:
     """Headers and body of one valid ``GET /api/events``."""
     if query.wait > 0 and not hub.buffer.has_newer(query.since):
+        # Logged only when a request parks; no checkpoint between the line and the park.
+        log.debug("long-poll parked after %d for up to %g s", query.since, query.wait)
         await hub.longpoll.wait_newer(query.since, query.wait)
     return list(buffer_headers(hub.buffer, query.since)), hub.buffer.encoded_since(query.since)
 
